@@ -1,0 +1,241 @@
+"""Configuration read once from TOML into typed sections, validated with errors naming the key."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+DEFAULT_DATABASE_URL = "sqlite:///data/bot.db"
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LANGUAGES = ("vi", "en")
+_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is not acceptable; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """The `[telegram]` section."""
+
+    token: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    base_file_url: str | None = None
+    bot_username: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """The `[database]` section."""
+
+    url: str = DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """The `[bot]` section."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    language: str = "vi"
+    invite_days: int = 14
+    undo_hours: int = 48
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """Return the configured timezone."""
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    """The `[reminders]` section: default weekly schedule (the stored schedule wins after a change)."""
+
+    reminder_day: str = "fri"
+    reminder_time: time = time(16, 0)
+    digest_day: str = "mon"
+    digest_time: time = time(7, 30)
+    quiet_hours: tuple[time, time] = (time(21, 0), time(6, 30))
+    holidays: tuple[tuple[date, date], ...] = ()
+    catch_up_hours: int = 12
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """The `[sandbox]` section: the local try-it-out mode."""
+
+    port: int = 8080
+    database_url: str = "sqlite:///data/sandbox.db"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    bot: BotSettings = field(default_factory=BotSettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    path: Path | None = None
+
+    @property
+    def has_token(self) -> bool:
+        """Tell whether a bot token is configured."""
+        return bool(self.telegram.token)
+
+
+def parse_hhmm(value: Any, key: str) -> time:
+    """Parse `HH:MM` or raise a ConfigError naming the key."""
+    if isinstance(value, time):
+        return value
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", str(value).strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ConfigError(f"{key}: expected a time as HH:MM, got {value!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_quiet_hours(value: Any, key: str) -> tuple[time, time]:
+    """Parse `HH:MM-HH:MM` (may wrap past midnight)."""
+    parts = str(value).split("-")
+    if len(parts) != 2:
+        raise ConfigError(f"{key}: expected a range like \"21:00-06:30\", got {value!r}")
+    return parse_hhmm(parts[0], key), parse_hhmm(parts[1], key)
+
+
+def parse_holidays(value: Any, key: str) -> tuple[tuple[date, date], ...]:
+    """Parse a list of `yyyy-mm-dd` dates or `yyyy-mm-dd..yyyy-mm-dd` ranges."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of dates or date ranges")
+    ranges: list[tuple[date, date]] = []
+    for item in value:
+        text = item.isoformat() if isinstance(item, date) else str(item).strip()
+        first, _, last = text.partition("..")
+        try:
+            start = date.fromisoformat(first)
+            end = date.fromisoformat(last) if last else start
+        except ValueError:
+            raise ConfigError(f"{key}: {item!r} is not yyyy-mm-dd or yyyy-mm-dd..yyyy-mm-dd") from None
+        if end < start:
+            raise ConfigError(f"{key}: range {item!r} ends before it starts")
+        ranges.append((start, end))
+    return tuple(ranges)
+
+
+def _weekday(value: Any, key: str) -> str:
+    text = str(value).strip().lower()
+    if text not in WEEKDAYS:
+        raise ConfigError(f"{key}: expected one of {', '.join(WEEKDAYS)}, got {value!r}")
+    return text
+
+
+def _int(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{key}: expected a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a text value in quotes, got {value!r}")
+    return value
+
+
+def _section(raw: dict[str, Any], name: str, known: tuple[str, ...]) -> dict[str, Any]:
+    section = raw.get(name, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"[{name}]: expected a table")
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown key (known: {', '.join(known)})")
+    return section
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, path: Path | None = None) -> Config:
+    """Build a validated Config from parsed TOML; `environ` may override secrets."""
+    environ = dict(os.environ) if environ is None else environ
+    sections = ("telegram", "database", "bot", "reminders", "sandbox")
+    for name in raw:
+        if name not in sections:
+            raise ConfigError(f"[{name}]: unknown section (known: {', '.join(sections)})")
+
+    tg = _section(raw, "telegram", _names(TelegramSettings))
+    token = environ.get(TOKEN_ENV) or tg.get("token") or None
+    if token is not None:
+        token = _str(token, "telegram.token").strip() or None
+    if token and not _TOKEN_RE.match(token):
+        raise ConfigError("telegram.token: does not look like a bot token from @BotFather (123456:ABC…)")
+    base_url = _str(tg.get("base_url", DEFAULT_BASE_URL), "telegram.base_url")
+    if not re.match(r"^https?://", base_url):
+        raise ConfigError(f"telegram.base_url: expected an http(s) URL, got {base_url!r}")
+    base_file_url = tg.get("base_file_url")
+    if base_file_url is not None:
+        base_file_url = _str(base_file_url, "telegram.base_file_url")
+    username = tg.get("bot_username")
+    if username is not None:
+        username = _str(username, "telegram.bot_username").lstrip("@") or None
+    telegram = TelegramSettings(token=token, base_url=base_url, base_file_url=base_file_url, bot_username=username)
+
+    dbs = _section(raw, "database", _names(DatabaseSettings))
+    url = _str(dbs.get("url", DEFAULT_DATABASE_URL), "database.url")
+    if "://" not in url:
+        raise ConfigError(f"database.url: expected an SQLAlchemy URL such as {DEFAULT_DATABASE_URL!r}")
+    database = DatabaseSettings(url=url)
+
+    b = _section(raw, "bot", _names(BotSettings))
+    tz_name = _str(b.get("timezone", BotSettings.timezone), "bot.timezone")
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"bot.timezone: unknown timezone {tz_name!r}") from None
+    language = _str(b.get("language", "vi"), "bot.language")
+    if language not in LANGUAGES:
+        raise ConfigError(f"bot.language: expected one of {', '.join(LANGUAGES)}, got {language!r}")
+    bot = BotSettings(
+        timezone=tz_name,
+        language=language,
+        invite_days=_int(b.get("invite_days", 14), "bot.invite_days", 1, 365),
+        undo_hours=_int(b.get("undo_hours", 48), "bot.undo_hours", 1, 24 * 30),
+    )
+
+    r = _section(raw, "reminders", _names(ReminderSettings))
+    defaults = ReminderSettings()
+    reminders = ReminderSettings(
+        reminder_day=_weekday(r.get("reminder_day", defaults.reminder_day), "reminders.reminder_day"),
+        reminder_time=parse_hhmm(r.get("reminder_time", "16:00"), "reminders.reminder_time"),
+        digest_day=_weekday(r.get("digest_day", defaults.digest_day), "reminders.digest_day"),
+        digest_time=parse_hhmm(r.get("digest_time", "07:30"), "reminders.digest_time"),
+        quiet_hours=parse_quiet_hours(r.get("quiet_hours", "21:00-06:30"), "reminders.quiet_hours"),
+        holidays=parse_holidays(r.get("holidays", []), "reminders.holidays"),
+        catch_up_hours=_int(r.get("catch_up_hours", 12), "reminders.catch_up_hours", 0, 24 * 7),
+    )
+
+    s = _section(raw, "sandbox", _names(SandboxSettings))
+    sandbox = SandboxSettings(
+        port=_int(s.get("port", 8080), "sandbox.port", 1, 65535),
+        database_url=_str(s.get("database_url", SandboxSettings.database_url), "sandbox.database_url"),
+    )
+    return Config(telegram=telegram, database=database, bot=bot, reminders=reminders, sandbox=sandbox, path=path)
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
+    """Read and validate the TOML file at `path`; a missing file means all defaults."""
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_config(raw, environ, path=path)

@@ -1,0 +1,31 @@
+"""Logging set-up: quiet HTTP client logs and a filter that hides bot tokens."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+
+
+class RedactTokens(logging.Filter):
+    """Replace anything shaped like a bot token in a log record with a placeholder."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _TOKEN.search(message):
+            record.msg, record.args = _TOKEN.sub("<token>", message), None
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr with timestamps; httpx (which logs URLs containing the token) only warns."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

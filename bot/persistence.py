@@ -1,0 +1,112 @@
+"""PTB persistence kept in the project's database, so conversations survive a restart.
+
+Only user data and conversation states are stored (as JSON in `stored_state`); bot data holds
+live objects (engine, config) and is never persisted. Every write is its own transaction, and
+the application flushes after each update (see bot.app.AdmissionsApplication).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram.ext import BasePersistence, PersistenceInput
+
+from models.entities import StoredState
+
+ConversationKey = tuple[int | str, ...]
+ConversationDict = dict[ConversationKey, object]
+
+USER_DATA = "user_data"
+CONVERSATION = "conversation"
+
+
+class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, Any]]):
+    """Store user_data and conversation states in the `stored_state` table."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], update_interval: float = 60):
+        super().__init__(
+            store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=True, callback_data=False),
+            update_interval=update_interval,
+        )
+        self.sessions = sessions
+
+    async def _load(self, kind: str) -> dict[str, Any]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(StoredState).where(StoredState.kind == kind))
+            return {row.key: json.loads(row.data) for row in rows}
+
+    async def _save(self, kind: str, key: str, value: Any) -> None:
+        async with self.sessions.begin() as session:
+            await session.merge(StoredState(kind=kind, key=key, data=json.dumps(value, ensure_ascii=False)))
+
+    async def _drop(self, kind: str, key: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(delete(StoredState).where(StoredState.kind == kind, StoredState.key == key))
+
+    async def get_user_data(self) -> dict[int, dict[str, Any]]:
+        """Return every stored user_data dict."""
+        return {int(key): value for key, value in (await self._load(USER_DATA)).items()}
+
+    async def update_user_data(self, user_id: int, data: dict[str, Any]) -> None:
+        """Store one user's data (empty data is deleted)."""
+        if data:
+            await self._save(USER_DATA, str(user_id), data)
+        else:
+            await self._drop(USER_DATA, str(user_id))
+
+    async def drop_user_data(self, user_id: int) -> None:
+        """Forget one user's data."""
+        await self._drop(USER_DATA, str(user_id))
+
+    async def refresh_user_data(self, user_id: int, user_data: dict[str, Any]) -> None:
+        """Nothing to refresh: this process is the only writer."""
+
+    async def get_conversations(self, name: str) -> ConversationDict:
+        """Return the stored states of one conversation handler."""
+        stored = await self._load(f"{CONVERSATION}:{name}")
+        return {tuple(json.loads(key)): state for key, state in stored.items()}
+
+    async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
+        """Store (or clear) one conversation's state."""
+        kind, row_key = f"{CONVERSATION}:{name}", json.dumps(list(key))
+        if new_state is None:
+            await self._drop(kind, row_key)
+        else:
+            await self._save(kind, row_key, new_state)
+
+    async def get_chat_data(self) -> dict[int, dict[str, Any]]:
+        """Chat data is not stored."""
+        return {}
+
+    async def update_chat_data(self, chat_id: int, data: dict[str, Any]) -> None:
+        """Chat data is not stored."""
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        """Chat data is not stored."""
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: dict[str, Any]) -> None:
+        """Chat data is not stored."""
+
+    async def get_bot_data(self) -> dict[str, Any]:
+        """Bot data is not stored."""
+        return {}
+
+    async def update_bot_data(self, data: dict[str, Any]) -> None:
+        """Bot data is not stored."""
+
+    async def refresh_bot_data(self, bot_data: dict[str, Any]) -> None:
+        """Bot data is not stored."""
+
+    async def get_callback_data(self) -> None:
+        """Callback data is plain strings; nothing to store."""
+        return None
+
+    async def update_callback_data(self, data: Any) -> None:
+        """Callback data is plain strings; nothing to store."""
+
+    async def flush(self) -> None:
+        """Every write is already committed."""
+

@@ -1,0 +1,106 @@
+"""Registration with invite codes, the guard for unregistered people, and /help."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, TypeHandler
+
+from bot.context import BotContext
+from handlers.common import current_person, esc, translator
+from models.entities import Person, Role
+from models.people import InviteRejected, Scope, redeem_invite
+
+WELCOME = {Role.SECRETARY: "registration.welcome_secretary", Role.COMMITTEE: "registration.welcome_committee",
+           Role.ADMIN: "registration.welcome_admin"}
+ROLE_NAME = {Role.SECRETARY: "registration.role_secretary", Role.COMMITTEE: "registration.role_committee",
+             Role.ADMIN: "registration.role_admin"}
+COMMANDS = ("start", "report", "progress", "undo", "cancel", "help")
+
+
+def _is_start(update: Update) -> bool:
+    message = update.message
+    words = (message.text or "").split(maxsplit=1) if message else []
+    return bool(words) and words[0].split("@")[0] == "/start"
+
+
+async def guard(update: Update, context: BotContext) -> None:
+    """Stop every update from someone unregistered (except /start) with a note on how to register."""
+    user = update.effective_user
+    if user is None or update.effective_chat is None or _is_start(update):
+        return
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        if person is not None:
+            if not person.active:  # they wrote again, so they unblocked the bot
+                person.active, person.blocked_at = True, None
+            return
+    tr = translator(context, update)
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    if update.effective_chat.type == "private":
+        await context.bot.send_message(update.effective_chat.id, tr("registration.unregistered"))
+    raise ApplicationHandlerStop
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """Register with the code in `/start CODE`, or explain how to get one."""
+    user = update.effective_user
+    assert user is not None and update.message is not None
+    code = context.args[0] if context.args else ""
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        if not code:
+            text = help_text(context, person) if person else translator(context, update)("registration.unregistered")
+        else:
+            text = await _register(context, update, session, code, person)
+    await update.message.reply_text(text)
+
+
+async def _register(context: BotContext, update: Update, session, code: str, person: Person | None) -> str:  # type: ignore[no-untyped-def]
+    user = update.effective_user
+    assert user is not None
+    try:
+        async with session.begin_nested():
+            person, assignment = await redeem_invite(
+                session, code, user.id, user.full_name, translator(context, update).lang, context.clock.now()
+            )
+    except InviteRejected as rejected:
+        tr = translator(context, update, person)
+        text = tr("registration.code_" + rejected.reason)
+        return text if person else text + "\n\n" + tr("registration.unregistered")
+    tr = translator(context, update, person)
+    return tr(WELCOME[assignment.role], name=esc(user.first_name), unit=esc(assignment.unit.name),
+              hours=context.config.bot.undo_hours)
+
+
+def help_text(context: BotContext, person: Person) -> str:
+    """Return the help for this person's roles."""
+    tr = translator(context, None, person)
+    scope = Scope(person)
+    lines = [tr("registration.help_header", name=esc(person.display_name))]
+    for a in person.assignments:
+        lines.append(tr("registration.help_role_line", role=tr(ROLE_NAME[a.role]), unit=esc(a.unit.name)))
+    lines.append("")
+    if Role.SECRETARY in scope.roles:
+        lines.append(tr("registration.help_secretary", hours=context.config.bot.undo_hours))
+    lines.append(tr("registration.help_common"))
+    return "\n".join(lines)
+
+
+async def show_help(update: Update, context: BotContext) -> None:
+    """Send the commands this person can use."""
+    assert update.message is not None
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        assert person is not None  # the guard let only registered people through
+        await update.message.reply_text(help_text(context, person))
+
+
+def build_guard() -> BaseHandler:
+    """Return the guard; bot.app registers it in a group before every feature."""
+    return TypeHandler(Update, guard)
+
+
+def build_handlers() -> list[BaseHandler]:
+    """Return this feature's handlers."""
+    return [CommandHandler("start", start), CommandHandler("help", show_help)]

@@ -1,0 +1,539 @@
+"""/report: a guided conversation (or one line) that ends in a confirmation card; saved only on ✅.
+
+Answers are gathered in `user_data["report"]` (persisted, so a restart resumes the step) and
+written once, in one transaction, when the secretary taps ✅. See report.mmd for the states.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+
+from bot.context import BotContext
+from bot.i18n import Translator
+from handlers.common import current_person, esc, today, translator, unit_progress_line
+from models.admissions import AdmissionDraft, NotAllowed, likely_duplicates, record_admission
+from models.entities import Sex, Unit
+from models.people import Scope
+from models.progress import Period, progress_of
+from models.units import unit_by_id
+from models.values import (
+    COMMON_ETHNICITIES,
+    clean_name,
+    parse_birth_year,
+    parse_date,
+    parse_decision_no,
+    parse_ethnicity,
+    parse_sex,
+    parse_yes_no,
+)
+
+logger = logging.getLogger(__name__)
+
+CELL, NAME, BIRTH_YEAR, SEX, ETHNICITY, ETHNICITY_OTHER, DATE, DECISION, YOUTH, CONFIRM, EDIT = range(11)
+END = ConversationHandler.END
+DRAFT = "report"
+MAX_TEXT = 200  # anything longer is not an answer to any step
+ETHNICITY_BUTTONS = COMMON_ETHNICITIES[:6]
+# Order of the questions, and which state asks for which field.
+FIELDS = ("name", "birth_year", "sex", "ethnicity", "date", "decision", "youth")
+STATE_OF = {"name": NAME, "birth_year": BIRTH_YEAR, "sex": SEX, "ethnicity": ETHNICITY, "date": DATE,
+            "decision": DECISION, "youth": YOUTH}
+FIELD_OF = {state: field for field, state in STATE_OF.items()}
+FIELD_OF[ETHNICITY_OTHER] = "ethnicity"
+EXAMPLE = {"name": "name", "birth_year": "birth_year", "date": "date", "ethnicity": "ethnicity",
+           "decision": "decision"}
+
+
+def _draft(context: BotContext) -> dict[str, Any]:
+    return context.user_data.setdefault(DRAFT, {})  # type: ignore[union-attr]
+
+
+def _keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows])
+
+
+def _question(tr: Translator, state: int, draft: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Return the prompt and buttons that ask for the answer of `state`."""
+    if state == NAME:
+        return tr("report.ask_name", cell=esc(draft.get("cell_name", ""))), None
+    if state == BIRTH_YEAR:
+        return tr("report.ask_birth_year", name=esc(draft.get("full_name", ""))), None
+    if state == SEX:
+        return tr("report.ask_sex"), _keyboard(
+            [[(tr("report.button_male"), "report:sex:male"), (tr("report.button_female"), "report:sex:female")]]
+        )
+    if state == ETHNICITY:
+        names = [(name, f"report:eth:{i}") for i, name in enumerate(ETHNICITY_BUTTONS)]
+        rows = [names[i : i + 3] for i in range(0, len(names), 3)]
+        return tr("report.ask_ethnicity"), _keyboard(rows + [[(tr("report.button_other"), "report:eth:other")]])
+    if state == ETHNICITY_OTHER:
+        return tr("report.ask_ethnicity_other"), None
+    if state == DATE:
+        return tr("report.ask_date"), _keyboard([[(tr("report.button_today"), "report:date:today")]])
+    if state == DECISION:
+        return tr("report.ask_decision"), _keyboard([[(tr("report.button_skip"), "report:skip")]])
+    if state == YOUTH:
+        return tr("report.ask_youth"), _keyboard(
+            [[(tr("common.yes"), "report:youth:yes"), (tr("common.no"), "report:youth:no")]]
+        )
+    if state == EDIT:
+        labels = [(tr(f"report.field_{field}"), f"report:field:{field}") for field in FIELDS]
+        rows = [labels[i : i + 2] for i in range(0, len(labels), 2)]
+        return tr("report.ask_edit"), _keyboard(rows + [[(tr("report.button_back"), "report:back")]])
+    raise ValueError(state)
+
+
+async def _send(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Answer a button by editing its message, a text by a new message."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        await query.edit_message_text(text, reply_markup=markup)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(text, reply_markup=markup)
+
+
+async def _ask(update: Update, context: BotContext, state: int) -> int:
+    """Send the question for `state` and return it."""
+    tr = translator(context, update)
+    draft = _draft(context)
+    if state == CONFIRM:
+        text, markup = await _card(context, tr, draft)
+    else:
+        text, markup = _question(tr, state, draft)
+    await _send(update, text, markup)
+    return state
+
+
+async def _after(update: Update, context: BotContext, field: str) -> int:
+    """Move on after `field` was answered: back to the card when editing, else the next question."""
+    draft = _draft(context)
+    if draft.get("editing") or draft.get("complete"):
+        return await _ask(update, context, CONFIRM)
+    position = FIELDS.index(field)
+    if position + 1 == len(FIELDS):
+        draft["complete"] = True
+        return await _ask(update, context, CONFIRM)
+    return await _ask(update, context, STATE_OF[FIELDS[position + 1]])
+
+
+async def _invalid(update: Update, context: BotContext, reason: str, field: str | None) -> int | None:
+    """Say what to send instead (with an example); the step repeats."""
+    tr = translator(context, update)
+    example = tr(f"report.example.{EXAMPLE[field]}") if field in EXAMPLE else ""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(tr(f"report.invalid.{reason}", example=esc(example)))
+    return None  # stay in the same state
+
+
+def _text(update: Update) -> str:
+    message = update.effective_message
+    return (message.text or "") if message is not None else ""
+
+
+async def _card(context: BotContext, tr: Translator, draft: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup]:
+    """Return the confirmation card with a duplicate warning when one is likely."""
+    def value(v: object) -> str:
+        return tr("report.none") if v in (None, "") else esc(v)
+
+    sex = draft.get("sex")
+    youth = draft.get("youth_union")
+    rows = [
+        ("cell", value(draft.get("cell_name"))),
+        ("name", value(draft.get("full_name"))),
+        ("birth_year", value(draft.get("birth_year"))),
+        ("sex", tr(f"report.sex_{sex}") if sex else tr("report.none")),
+        ("ethnicity", value(draft.get("ethnicity"))),
+        ("date", tr.date(date.fromisoformat(draft["admitted_on"])) if draft.get("admitted_on") else tr("report.none")),
+        ("decision", value(draft.get("decision_no"))),
+        ("youth", tr("report.none") if youth is None else tr("common.yes" if youth else "common.no")),
+    ]
+    lines = "\n".join(tr("report.card_line", label=tr(f"report.field_{k}"), value=v) for k, v in rows)
+    text = tr("report.card", lines=lines)
+    async with context.transaction() as session:
+        for twin in (await likely_duplicates(session, draft["full_name"], int(draft["birth_year"])))[:1]:
+            unit = await unit_by_id(session, twin.unit_id)
+            text += "\n\n" + tr(
+                "report.duplicate_warning", name=esc(twin.full_name), birth_year=twin.birth_year,
+                date=tr.date(twin.admitted_on), unit=esc(unit.name if unit else ""),
+            )
+    markup = _keyboard(
+        [[(tr("report.button_save"), "report:save")],
+         [(tr("report.button_edit"), "report:edit"), (tr("report.button_cancel"), "report:cancel")]]
+    )
+    return text, markup
+
+
+def _cell_choice(tr: Translator, cells: list[Unit]) -> tuple[str, InlineKeyboardMarkup]:
+    return tr("report.ask_cell"), _keyboard([[(cell.name, f"report:cell:{cell.id}")] for cell in cells])
+
+
+async def start_report(update: Update, context: BotContext) -> int:
+    """Start a report: pick the cell (if several), then ask step by step, or take the one-line form."""
+    assert update.effective_message is not None
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        cells = Scope(person).reporting_cells() if person else []
+        tr = translator(context, update, person)
+        cell_rows = [(c.id, c.name) for c in cells]
+    if not cell_rows:
+        await update.effective_message.reply_text(tr("report.not_secretary"))
+        return END
+    context.user_data[DRAFT] = draft = {"ref": uuid.uuid4().hex}  # type: ignore[index]
+    line = _text(update).split(maxsplit=1)[1] if len(_text(update).split(maxsplit=1)) > 1 else ""
+    if line:
+        problem = _parse_one_line(tr, line, today(context), draft)
+        if problem:
+            context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+            await update.effective_message.reply_text(problem + "\n\n" + tr("report.one_line_usage"))
+            return END
+        draft["complete"] = True
+    if len(cell_rows) > 1:
+        text, markup = _cell_choice(tr, cells)
+        await update.effective_message.reply_text(text, reply_markup=markup)
+        return CELL
+    draft["unit_id"], draft["cell_name"] = cell_rows[0]
+    return await _ask(update, context, CONFIRM if draft.get("complete") else NAME)
+
+
+def _parse_one_line(tr: Translator, line: str, on: date, draft: dict[str, Any]) -> str | None:
+    """Fill `draft` from `name, birth year, sex, date[, ethnicity[, decision]]`; return a problem text or None."""
+    parts = [p.strip() for p in line.split(",")]
+    if not 4 <= len(parts) <= 6:
+        return tr("report.invalid.empty", example=esc(tr("report.example.name") + ", 1998, nữ, " + tr("report.example.date")))
+    steps = [
+        ("name", lambda v: draft.__setitem__("full_name", clean_name(v))),
+        ("birth_year", lambda v: draft.__setitem__("birth_year", parse_birth_year(v, on))),
+        ("sex", lambda v: draft.__setitem__("sex", parse_sex(v).value)),
+        ("date", lambda v: draft.__setitem__("admitted_on", parse_date(v, on).isoformat())),
+        ("ethnicity", lambda v: draft.__setitem__("ethnicity", parse_ethnicity(v))),
+        ("decision", lambda v: draft.__setitem__("decision_no", parse_decision_no(v))),
+    ]
+    for (field, apply), value in zip(steps, parts):
+        try:
+            apply(value)
+        except ValueError as error:
+            example = tr(f"report.example.{EXAMPLE[field]}") if field in EXAMPLE else ""
+            problem = tr(f"report.invalid.{error.args[0]}", example=esc(example))
+            return tr("report.one_line_problem", field=tr(f"report.field_{field}"), problem=problem)
+    return None
+
+
+async def choose_cell(update: Update, context: BotContext) -> int:
+    """Take the chosen cell (only one of the secretary's own)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    unit_id = int(query.data.rsplit(":", 1)[1])
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        unit = await unit_by_id(session, unit_id)
+        allowed = person is not None and unit is not None and Scope(person).may_report_for(unit)
+        name = unit.name if unit else ""
+    if not allowed:
+        await query.edit_message_text(translator(context, update)("common.not_allowed"))
+        context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+        return END
+    draft = _draft(context)
+    draft["unit_id"], draft["cell_name"] = unit_id, name
+    return await _ask(update, context, CONFIRM if draft.get("complete") else NAME)
+
+
+async def take_name(update: Update, context: BotContext) -> int | None:
+    """Take the full name (letters only, kept as typed)."""
+    try:
+        _draft(context)["full_name"] = clean_name(_text(update)[: MAX_TEXT + 1])
+    except ValueError as error:
+        return await _invalid(update, context, error.args[0], "name")
+    return await _after(update, context, "name")
+
+
+async def take_birth_year(update: Update, context: BotContext) -> int | None:
+    """Take a four-digit birth year giving an age of 18 to 90."""
+    try:
+        _draft(context)["birth_year"] = parse_birth_year(_text(update)[:MAX_TEXT], today(context))
+    except ValueError as error:
+        return await _invalid(update, context, error.args[0], "birth_year")
+    return await _after(update, context, "birth_year")
+
+
+async def take_sex_button(update: Update, context: BotContext) -> int:
+    """Take the sex from its button."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    _draft(context)["sex"] = Sex(query.data.rsplit(":", 1)[1]).value
+    return await _after(update, context, "sex")
+
+
+async def take_sex_text(update: Update, context: BotContext) -> int | None:
+    """Take the sex typed as nam / nữ / nu."""
+    try:
+        _draft(context)["sex"] = parse_sex(_text(update)[:MAX_TEXT]).value
+    except ValueError:
+        await _invalid(update, context, "not_sex", None)
+        return await _ask(update, context, SEX)
+    return await _after(update, context, "sex")
+
+
+async def take_ethnicity_button(update: Update, context: BotContext) -> int:
+    """Take a common ethnicity from its button, or ask for another one."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    choice = query.data.rsplit(":", 1)[1]
+    if choice == "other":
+        return await _ask(update, context, ETHNICITY_OTHER)
+    _draft(context)["ethnicity"] = ETHNICITY_BUTTONS[int(choice)]
+    return await _after(update, context, "ethnicity")
+
+
+async def take_ethnicity_text(update: Update, context: BotContext) -> int | None:
+    """Take an ethnicity typed by name (diacritics restored for known groups)."""
+    try:
+        _draft(context)["ethnicity"] = parse_ethnicity(_text(update)[:MAX_TEXT])
+    except ValueError as error:
+        return await _invalid(update, context, error.args[0], "ethnicity")
+    return await _after(update, context, "ethnicity")
+
+
+async def take_today(update: Update, context: BotContext) -> int:
+    """Take today as the decision date."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    _draft(context)["admitted_on"] = today(context).isoformat()
+    return await _after(update, context, "date")
+
+
+async def take_date_text(update: Update, context: BotContext) -> int | None:
+    """Take a decision date typed as dd/mm/yyyy (not in the future)."""
+    try:
+        _draft(context)["admitted_on"] = parse_date(_text(update)[:MAX_TEXT], today(context)).isoformat()
+    except ValueError as error:
+        return await _invalid(update, context, error.args[0], "date")
+    return await _after(update, context, "date")
+
+
+async def skip_decision(update: Update, context: BotContext) -> int:
+    """Leave the decision number empty."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    _draft(context)["decision_no"] = None
+    return await _after(update, context, "decision")
+
+
+async def take_decision(update: Update, context: BotContext) -> int | None:
+    """Take the decision number."""
+    try:
+        _draft(context)["decision_no"] = parse_decision_no(_text(update)[:MAX_TEXT])
+    except ValueError as error:
+        return await _invalid(update, context, error.args[0], "decision")
+    return await _after(update, context, "decision")
+
+
+async def take_youth_button(update: Update, context: BotContext) -> int:
+    """Take Youth Union membership from its button."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    _draft(context)["youth_union"] = query.data.endswith(":yes")
+    return await _after(update, context, "youth")
+
+
+async def take_youth_text(update: Update, context: BotContext) -> int | None:
+    """Take Youth Union membership typed as có / không."""
+    try:
+        _draft(context)["youth_union"] = parse_yes_no(_text(update)[:MAX_TEXT])
+    except ValueError:
+        await _invalid(update, context, "not_yes_no", None)
+        return await _ask(update, context, YOUTH)
+    return await _after(update, context, "youth")
+
+
+async def use_buttons(update: Update, context: BotContext) -> int | None:
+    """Remind that this step is answered with the buttons, and show them again."""
+    await _invalid(update, context, "use_buttons", None)
+    state = context.user_data.get(DRAFT, {}).get("_state")  # type: ignore[union-attr]
+    if state is None or state == CELL:
+        return None
+    return await _ask(update, context, state)
+
+
+async def not_text(update: Update, context: BotContext) -> None:
+    """Answer a sticker, photo or other non-text message: the step repeats."""
+    await _invalid(update, context, "empty", None)
+
+
+async def show_edit_menu(update: Update, context: BotContext) -> int:
+    """Offer the fields that can be changed."""
+    assert update.callback_query is not None
+    await update.callback_query.answer()
+    _draft(context)["editing"] = True
+    return await _ask(update, context, EDIT)
+
+
+async def edit_field(update: Update, context: BotContext) -> int:
+    """Ask again for the chosen field; the answer returns to the card."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    field = query.data.rsplit(":", 1)[1]
+    if field not in STATE_OF:
+        return await _ask(update, context, CONFIRM)
+    return await _ask(update, context, STATE_OF[field])
+
+
+async def back_to_card(update: Update, context: BotContext) -> int:
+    """Show the card again."""
+    assert update.callback_query is not None
+    await update.callback_query.answer()
+    return await _ask(update, context, CONFIRM)
+
+
+def _draft_value(draft: dict[str, Any]) -> AdmissionDraft:
+    return AdmissionDraft(
+        unit_id=int(draft["unit_id"]),
+        full_name=draft["full_name"],
+        birth_year=int(draft["birth_year"]),
+        sex=Sex(draft["sex"]),
+        admitted_on=date.fromisoformat(draft["admitted_on"]),
+        ethnicity=draft.get("ethnicity"),
+        decision_no=draft.get("decision_no"),
+        youth_union=draft.get("youth_union"),
+    )
+
+
+async def save(update: Update, context: BotContext) -> int:
+    """Save the report in one transaction, then confirm with the cell's and its parent's progress."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    draft = _draft(context)
+    tr = translator(context, update)
+    try:
+        value = _draft_value(draft)
+    except (KeyError, TypeError, ValueError):
+        return await _ask(update, context, NAME)
+    now, day = context.clock.now(), today(context)
+    try:
+        async with context.transaction() as session:
+            person = await current_person(session, update)
+            assert person is not None
+            tr = translator(context, update, person)
+            admission, created = await record_admission(session, value, person, now, draft["ref"])
+            cell = await unit_by_id(session, admission.unit_id)
+            assert cell is not None
+            lines = [unit_progress_line(tr, await progress_of(session, cell, Period.year(day.year), day))]
+            if cell.parent_id is not None:
+                parent = await unit_by_id(session, cell.parent_id)
+                if parent is not None:
+                    lines.append(unit_progress_line(tr, await progress_of(session, parent, Period.year(day.year), day)))
+    except NotAllowed:
+        context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+        await query.edit_message_text(tr("common.not_allowed"))
+        return END
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    if not created:
+        await query.edit_message_text(tr("report.already_saved"))
+        return END
+    saved = tr("report.saved", name=esc(value.full_name), date=tr.date(value.admitted_on), cell=esc(cell.name))
+    await query.edit_message_text(saved + "\n\n" + tr("report.saved_progress_header") + "\n" + "\n".join(lines))
+    return END
+
+
+async def cancel(update: Update, context: BotContext) -> int:
+    """Drop the draft; nothing was stored."""
+    tr = translator(context, update)
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+        await update.callback_query.edit_message_text(tr("report.cancelled"))
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(tr("report.cancelled"))
+    return END
+
+
+async def nothing_to_cancel(update: Update, context: BotContext) -> None:
+    """Answer /cancel outside any conversation."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(translator(context, update)("report.nothing_to_cancel"))
+
+
+def _remember(state: int, callback):  # type: ignore[no-untyped-def]
+    """Wrap a callback so the draft knows the current state (to re-show its buttons)."""
+
+    async def wrapped(update: Update, context: BotContext) -> int | None:
+        _draft(context)["_state"] = state
+        result = await callback(update, context)
+        if result is not None and result != END:
+            _draft(context)["_state"] = result
+        return result
+
+    wrapped.__doc__ = callback.__doc__
+    wrapped.__name__ = callback.__name__
+    return wrapped
+
+
+def build_handlers() -> list[BaseHandler]:
+    """Return the /report conversation and the outside-conversation /cancel."""
+    text = filters.TEXT & ~filters.COMMAND
+    other = ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
+
+    def step(state: int, *handlers: BaseHandler) -> list[BaseHandler]:
+        return [*handlers, MessageHandler(other, not_text)]
+
+    def on_text(state: int, callback) -> MessageHandler:  # type: ignore[no-untyped-def]
+        return MessageHandler(text, _remember(state, callback))
+
+    def on_button(state: int, pattern: str, callback) -> CallbackQueryHandler:  # type: ignore[no-untyped-def]
+        return CallbackQueryHandler(_remember(state, callback), pattern=pattern)
+
+    conversation = ConversationHandler(
+        entry_points=[CommandHandler("report", _remember(NAME, start_report))],
+        states={
+            CELL: step(CELL, on_button(CELL, r"^report:cell:\d+$", choose_cell), on_text(CELL, use_buttons)),
+            NAME: step(NAME, on_text(NAME, take_name)),
+            BIRTH_YEAR: step(BIRTH_YEAR, on_text(BIRTH_YEAR, take_birth_year)),
+            SEX: step(SEX, on_button(SEX, r"^report:sex:(male|female)$", take_sex_button), on_text(SEX, take_sex_text)),
+            ETHNICITY: step(
+                ETHNICITY,
+                on_button(ETHNICITY, r"^report:eth:(\d+|other)$", take_ethnicity_button),
+                on_text(ETHNICITY, take_ethnicity_text),
+            ),
+            ETHNICITY_OTHER: step(ETHNICITY_OTHER, on_text(ETHNICITY_OTHER, take_ethnicity_text)),
+            DATE: step(DATE, on_button(DATE, r"^report:date:today$", take_today), on_text(DATE, take_date_text)),
+            DECISION: step(
+                DECISION, on_button(DECISION, r"^report:skip$", skip_decision), on_text(DECISION, take_decision)
+            ),
+            YOUTH: step(
+                YOUTH, on_button(YOUTH, r"^report:youth:(yes|no)$", take_youth_button), on_text(YOUTH, take_youth_text)
+            ),
+            CONFIRM: step(
+                CONFIRM,
+                on_button(CONFIRM, r"^report:save$", save),
+                on_button(CONFIRM, r"^report:edit$", show_edit_menu),
+                on_text(CONFIRM, use_buttons),
+            ),
+            EDIT: step(
+                EDIT,
+                on_button(EDIT, r"^report:field:[a-z_]+$", edit_field),
+                on_button(EDIT, r"^report:back$", back_to_card),
+                on_text(EDIT, use_buttons),
+            ),
+        },
+        fallbacks=[
+            CommandHandler("cancel", cancel),
+            CallbackQueryHandler(cancel, pattern=r"^report:cancel$"),
+        ],
+        name="report",
+        persistent=True,
+        allow_reentry=True,
+    )
+    return [conversation, CommandHandler("cancel", nothing_to_cancel)]

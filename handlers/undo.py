@@ -1,0 +1,33 @@
+"""/undo: withdraw one's own most recent report within the configured window."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler
+
+from bot.context import BotContext
+from handlers.common import current_person, esc, translator
+from models.admissions import UndoOutcome, withdraw_latest
+from models.units import unit_by_id
+
+
+async def undo(update: Update, context: BotContext) -> None:
+    """Withdraw the sender's latest report if it is recent enough, else say who can correct it."""
+    assert update.message is not None
+    hours = context.config.bot.undo_hours
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        assert person is not None  # the guard let only registered people through
+        tr = translator(context, update, person)
+        outcome, admission = await withdraw_latest(session, person, context.clock.now(), timedelta(hours=hours))
+        cell = await unit_by_id(session, admission.unit_id) if admission else None
+        name = admission.full_name if admission else ""
+    text = tr(f"undo.{outcome.value}", name=esc(name), cell=esc(cell.name if cell else ""), hours=hours)
+    await update.message.reply_text(text)
+
+
+def build_handlers() -> list[BaseHandler]:
+    """Return this feature's handlers."""
+    return [CommandHandler("undo", undo)]

@@ -1,0 +1,37 @@
+"""The domain: units, people and their roles, targets, admissions, and the queries over them.
+
+Nothing here knows about Telegram; handlers/ translates between chat and these functions.
+Query and command functions take an open session and never commit.
+"""
+
+from models.base import Base
+from models.entities import (
+    Admission,
+    Assignment,
+    Invite,
+    Person,
+    ProcessedUpdate,
+    Role,
+    Sex,
+    StoredState,
+    Target,
+    Unit,
+    UnitKind,
+    Village,
+)
+
+__all__ = [
+    "Admission",
+    "Assignment",
+    "Base",
+    "Invite",
+    "Person",
+    "ProcessedUpdate",
+    "Role",
+    "Sex",
+    "StoredState",
+    "Target",
+    "Unit",
+    "UnitKind",
+    "Village",
+]

@@ -1,0 +1,97 @@
+"""Engines, sessions and schema migrations. Nothing is created at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def async_url(url: str) -> URL:
+    """Return the async-driver form of a database URL (aiosqlite, psycopg)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def sync_url(url: str) -> URL:
+    """Return the synchronous-driver form of a database URL (used by Alembic)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite file so that a fresh clone just works."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _install_pragmas(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def create_engine_for(url: str, **kwargs: object) -> AsyncEngine:
+    """Create the async engine for `url` (SQLite gets WAL, foreign keys and a busy timeout)."""
+    ensure_sqlite_folder(url)
+    kwargs.setdefault("hide_parameters", True)  # personal data never reaches logs or errors
+    engine = create_async_engine(async_url(url), **kwargs)  # type: ignore[arg-type]
+    _install_pragmas(engine.sync_engine)
+    return engine
+
+
+def create_sync_engine_for(url: str) -> Engine:
+    """Create a synchronous engine for `url` (migrations, benchmarks)."""
+    from sqlalchemy import create_engine
+
+    ensure_sqlite_folder(url)
+    engine = create_engine(sync_url(url), hide_parameters=True)
+    _install_pragmas(engine)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory; callers open `async with factory.begin() as session`."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    """Return an Alembic Config pointing at the project's migrations and `url`."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).render_as_string(hide_password=False))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Create or upgrade the database at `url` to the newest schema (idempotent)."""
+    from alembic import command
+
+    ensure_sqlite_folder(url)
+    command.upgrade(alembic_config(url), "head")

@@ -1,0 +1,230 @@
+"""SQLAlchemy models of the domain (see ../shared/DOMAIN.md for the words)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, PathString
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class UnitKind(enum.StrEnum):
+    """Level of a party organisation in the tree."""
+
+    PROVINCE = "province"
+    DISTRICT = "district"
+    COMMITTEE = "committee"
+    CELL = "cell"
+
+
+class Role(enum.StrEnum):
+    """What a person does for a unit."""
+
+    SECRETARY = "secretary"
+    COMMITTEE = "committee"
+    ADMIN = "admin"
+
+
+class Sex(enum.StrEnum):
+    """Sex of an admitted member, as the reports break it down."""
+
+    MALE = "male"
+    FEMALE = "female"
+
+
+class AdmissionSource(enum.StrEnum):
+    """How an admission reached the database."""
+
+    CHAT = "chat"
+    IMPORT = "import"
+
+
+class Unit(Base):
+    """A party organisation: province, district, grassroots committee or cell."""
+
+    __tablename__ = "unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[UnitKind] = mapped_column(_enum(UnitKind))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    # Materialised path of ids, "/1/5/27/": a subtree is the range [path, path[:-1] + "0").
+    path: Mapped[str] = mapped_column(PathString, unique=True)
+
+    parent: Mapped[Unit | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Unit]] = relationship(back_populates="parent", order_by="Unit.name")
+    villages: Mapped[list[Village]] = relationship(
+        back_populates="unit", order_by="Village.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_combined(self) -> bool:
+        """A combined cell (chi bộ sinh hoạt ghép) covers several villages."""
+        return len(self.villages) > 1
+
+    @property
+    def depth(self) -> int:
+        """Return the number of ancestors."""
+        return self.path.count("/") - 2
+
+
+class Village(Base):
+    """A village (thôn, bản) covered by a cell."""
+
+    __tablename__ = "village"
+    __table_args__ = (UniqueConstraint("unit_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(default=0)
+
+    unit: Mapped[Unit] = relationship(back_populates="villages")
+
+
+class Person(Base):
+    """Someone who uses the bot: a secretary, a committee member or an admin.
+
+    Only the Telegram id, the name Telegram shows and the chosen language are kept.
+    """
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    registered_at: Mapped[datetime]
+    # False once the person blocked the bot (Telegram answered 403); set back on their next message.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    blocked_at: Mapped[datetime | None]
+    away_until: Mapped[date | None] = mapped_column(Date)
+
+    assignments: Mapped[list[Assignment]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", order_by="Assignment.id"
+    )
+
+
+class Assignment(Base):
+    """A role a person holds for a unit (its subtree is their scope)."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (UniqueConstraint("person_id", "unit_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role))
+
+    person: Mapped[Person] = relationship(back_populates="assignments")
+    unit: Mapped[Unit] = relationship()
+
+
+class Invite(Base):
+    """A single-use registration code; only its SHA-256 is stored."""
+
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+    unit: Mapped[Unit] = relationship()
+
+
+class Target(Base):
+    """An annual plan (start_year == end_year) or a term target (an inclusive span of years)."""
+
+    __tablename__ = "target"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "start_year", "end_year"),
+        CheckConstraint("end_year >= start_year", name="period_order"),
+        CheckConstraint("value >= 0", name="value_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    start_year: Mapped[int]
+    end_year: Mapped[int]
+    value: Mapped[int]
+
+    unit: Mapped[Unit] = relationship()
+
+
+class Admission(Base):
+    """A new member admitted by decision (kết nạp): the count targets measure.
+
+    Only what DOMAIN.md allows is kept: name, birth year, sex, ethnicity, unit, decision number
+    and date, Youth Union membership. Withdrawn reports stay for the audit trail but do not count.
+    """
+
+    __tablename__ = "admission"
+    __table_args__ = (
+        Index("ix_admission_path_date", "unit_path", "admitted_on"),
+        Index("ix_admission_name_key", "name_key", "birth_year"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    # Copy of the unit's path so that subtree counts are one indexed range scan.
+    unit_path: Mapped[str] = mapped_column(PathString)
+    full_name: Mapped[str] = mapped_column(String(120))
+    name_key: Mapped[str] = mapped_column(String(120))
+    birth_year: Mapped[int]
+    sex: Mapped[Sex] = mapped_column(_enum(Sex))
+    ethnicity: Mapped[str | None] = mapped_column(String(60))
+    minority: Mapped[bool] = mapped_column(Boolean, default=False)
+    youth_union: Mapped[bool | None] = mapped_column(Boolean)
+    decision_no: Mapped[str | None] = mapped_column(String(60))
+    admitted_on: Mapped[date] = mapped_column(Date)
+    source: Mapped[AdmissionSource] = mapped_column(_enum(AdmissionSource))
+    reported_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    reported_at: Mapped[datetime]
+    # Idempotency key of a chat report: a repeated confirmation cannot save twice.
+    report_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+    unit: Mapped[Unit] = relationship()
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update already handled, so a repeated delivery is skipped."""
+
+    __tablename__ = "processed_update"
+
+    update_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime]
+
+
+class StoredState(Base):
+    """PTB persistence (conversation states, user data) kept in the project's database as JSON."""
+
+    __tablename__ = "stored_state"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,136 @@
+"""People, their roles and scopes, and single-use invite codes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from models.entities import Assignment, Invite, Person, Role, Unit
+from models.units import is_within
+
+INVITE_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+
+
+def hash_code(code: str) -> str:
+    """Return the SHA-256 hex digest under which an invite code is stored."""
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+def new_invite_code() -> str:
+    """Return a fresh code of Telegram's deep-link alphabet (22 characters, 128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+async def create_invite(session: AsyncSession, unit: Unit, role: Role, now: datetime, days: int) -> str:
+    """Store a single-use invite for `role` at `unit` and return the code (only its hash is kept)."""
+    code = new_invite_code()
+    session.add(
+        Invite(code_hash=hash_code(code), unit_id=unit.id, role=role, created_at=now, expires_at=now + timedelta(days=days))
+    )
+    await session.flush()
+    return code
+
+
+class InviteRejected(Exception):
+    """The code cannot be used; `reason` is one of unknown, used, expired."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def redeem_invite(
+    session: AsyncSession, code: str, telegram_id: int, display_name: str, language: str, now: datetime
+) -> tuple[Person, Assignment]:
+    """Register the Telegram user with the invite's unit and role; the code is then used up."""
+    if not INVITE_CODE_RE.match(code or ""):
+        raise InviteRejected("unknown")
+    invite = await session.scalar(
+        select(Invite).where(Invite.code_hash == hash_code(code)).options(selectinload(Invite.unit)).with_for_update()
+    )
+    if invite is None:
+        raise InviteRejected("unknown")
+    if invite.used_at is not None:
+        raise InviteRejected("used")
+    if invite.expires_at <= now:
+        raise InviteRejected("expired")
+    person = await person_by_telegram_id(session, telegram_id)
+    if person is None:
+        person = Person(
+            telegram_id=telegram_id, display_name=display_name[:128], language=language, registered_at=now, active=True
+        )
+        session.add(person)
+        await session.flush()
+        await session.refresh(person, ["assignments"])
+    assignment = next((a for a in person.assignments if a.unit_id == invite.unit_id and a.role == invite.role), None)
+    if assignment is None:
+        assignment = Assignment(person_id=person.id, unit_id=invite.unit_id, role=invite.role, unit=invite.unit)
+        person.assignments.append(assignment)
+    person.active, person.blocked_at = True, None
+    invite.used_at, invite.used_by_id = now, person.id
+    await session.flush()
+    return person, assignment
+
+
+async def person_by_telegram_id(session: AsyncSession, telegram_id: int) -> Person | None:
+    """Return the registered person with their assignments and units, or None."""
+    return await session.scalar(
+        select(Person)
+        .where(Person.telegram_id == telegram_id)
+        .options(selectinload(Person.assignments).selectinload(Assignment.unit).selectinload(Unit.villages))
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a person may see and change, derived from their assignments."""
+
+    person: Person
+
+    def units(self, *roles: Role) -> list[Unit]:
+        """Return the units the person holds any of `roles` for (all roles when none given)."""
+        seen: dict[int, Unit] = {}
+        for a in self.person.assignments:
+            if not roles or a.role in roles:
+                seen.setdefault(a.unit_id, a.unit)
+        return sorted(seen.values(), key=lambda u: (u.path.count("/"), u.name))
+
+    @property
+    def roles(self) -> set[Role]:
+        """Return the roles the person holds anywhere."""
+        return {a.role for a in self.person.assignments}
+
+    def reporting_cells(self) -> list[Unit]:
+        """Return the cells the person reports for (secretary), or for which they may report (admin)."""
+        return self.units(Role.SECRETARY)
+
+    def may_report_for(self, unit: Unit) -> bool:
+        """Tell whether the person may report admissions for `unit`."""
+        if any(a.unit_id == unit.id for a in self.person.assignments if a.role == Role.SECRETARY):
+            return True
+        return any(is_within(unit.path, a.unit.path) for a in self.person.assignments if a.role == Role.ADMIN)
+
+    def may_view(self, unit: Unit) -> bool:
+        """Tell whether `unit` lies in the person's subtree (committee, admin) or is their cell."""
+        return any(is_within(unit.path, a.unit.path) for a in self.person.assignments)
+
+    def may_oversee(self, unit: Unit) -> bool:
+        """Tell whether the person sees `unit` as a committee member or admin."""
+        return any(
+            is_within(unit.path, a.unit.path) for a in self.person.assignments if a.role in (Role.COMMITTEE, Role.ADMIN)
+        )
+
+    def home_unit(self) -> Unit | None:
+        """Return the highest unit the person oversees, else their first cell."""
+        overseen = self.units(Role.COMMITTEE, Role.ADMIN)
+        if overseen:
+            return overseen[0]
+        cells = self.units(Role.SECRETARY)
+        return cells[0] if cells else None

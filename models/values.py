@@ -1,0 +1,156 @@
+"""Validation and normalisation of the values an admission is made of.
+
+Shared by the chat conversation and the CSV importers so that both accept the same things.
+Each parser raises ValueError with a short machine-readable reason (a catalog key suffix).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime
+
+from models.entities import Sex
+
+MIN_AGE = 18
+MAX_AGE = 90
+MAX_NAME_LENGTH = 120
+MAX_DECISION_LENGTH = 60
+MAJORITY_ETHNICITY = "Kinh"
+COMMON_ETHNICITIES = ("Kinh", "Tày", "Nùng", "Dao", "Mông", "Thái", "Mường", "Khmer")
+# A selection of the 54 recognised ethnic groups, enough to restore diacritics typed without them.
+KNOWN_ETHNICITIES = COMMON_ETHNICITIES + (
+    "Hoa", "Sán Chay", "Sán Dìu", "Giáy", "Lô Lô", "Hà Nhì", "Phù Lá", "La Chí", "Pà Thẻn",
+    "Lự", "Ê Đê", "Ba Na", "Gia Rai", "Xơ Đăng", "Cơ Ho", "Chăm", "Hrê", "Ra Glai", "Mnông",
+    "Xtiêng", "Bru-Vân Kiều", "Thổ", "Khơ Mú", "Cơ Tu", "Tà Ôi", "Mạ", "Giẻ Triêng", "Co",
+    "Chơ Ro", "Xinh Mun", "Kháng", "Lào", "La Ha", "Cống", "Bố Y", "Si La", "Pu Péo", "Brâu",
+    "Ơ Đu", "Rơ Măm", "Chứt", "Lô Lô", "Mảng", "Cờ Lao", "La Hủ", "Ngái",
+)
+
+_SEX_WORDS = {
+    "nam": Sex.MALE, "male": Sex.MALE, "m": Sex.MALE, "trai": Sex.MALE,
+    "nu": Sex.FEMALE, "nữ": Sex.FEMALE, "female": Sex.FEMALE, "f": Sex.FEMALE, "gai": Sex.FEMALE,
+}
+_NAME_RE = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+)*$")
+_DECISION_RE = re.compile(r"^[\w][\w\-/. ]*$")
+
+
+def fold(text: str) -> str:
+    """Lower-case `text` and strip Vietnamese diacritics ("Lò Thị Hoa" -> "lo thi hoa")."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    return " ".join(stripped.lower().split())
+
+
+def clean_name(text: str) -> str:
+    """Return the full name as typed (spaces tidied, NFC), or raise ValueError."""
+    name = " ".join(unicodedata.normalize("NFC", text or "").split())
+    if not name:
+        raise ValueError("empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError("too_long")
+    if any(ch.isdigit() for ch in name):
+        raise ValueError("digits")
+    if not _NAME_RE.match(name) or len(name.replace(" ", "")) < 2:
+        raise ValueError("letters_only")
+    return name
+
+
+def name_key(full_name: str) -> str:
+    """Return the key two spellings of one name share (for the duplicate warning)."""
+    return fold(full_name)
+
+
+def parse_birth_year(text: str, today: date) -> int:
+    """Parse a four-digit birth year that makes the person 18–90 years old this year."""
+    value = (text or "").strip()
+    if not re.fullmatch(r"\d{4}", value):
+        raise ValueError("not_year")
+    year = int(value)
+    if year > today.year - MIN_AGE:
+        raise ValueError("too_young")
+    if year < today.year - MAX_AGE:
+        raise ValueError("too_old")
+    return year
+
+
+def parse_sex(text: str) -> Sex:
+    """Parse nam / nữ (also nu, male, female)."""
+    key = " ".join((text or "").strip().lower().split())
+    if key in _SEX_WORDS:
+        return _SEX_WORDS[key]
+    folded = fold(key)
+    if folded in _SEX_WORDS:
+        return _SEX_WORDS[folded]
+    raise ValueError("not_sex")
+
+
+def parse_date(text: str, today: date | None = None) -> date:
+    """Parse dd/mm/yyyy (also d/m/yyyy, dd-mm-yyyy, dd.mm.yyyy) or yyyy-mm-dd; not in the future."""
+    value = (text or "").strip()
+    parsed: date | None = None
+    match = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})", value)
+    try:
+        if match:
+            parsed = date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            parsed = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("impossible_date") from None
+    if parsed is None:
+        raise ValueError("not_date")
+    if today is not None and parsed > today:
+        raise ValueError("future_date")
+    if parsed.year < 1930:
+        raise ValueError("impossible_date")
+    return parsed
+
+
+def parse_ethnicity(text: str) -> str:
+    """Return an ethnicity name, restoring diacritics when the folded spelling is a known group."""
+    value = " ".join((text or "").split())
+    if not value or len(value) > 60 or any(ch.isdigit() for ch in value):
+        raise ValueError("not_ethnicity")
+    if not _NAME_RE.match(value):
+        raise ValueError("not_ethnicity")
+    folded = fold(value)
+    for known in KNOWN_ETHNICITIES:
+        if fold(known) == folded:
+            return known
+    return value[:1].upper() + value[1:]
+
+
+def is_minority(ethnicity: str | None) -> bool:
+    """Tell whether an ethnicity counts as an ethnic minority (anything but Kinh)."""
+    return ethnicity is not None and fold(ethnicity) != fold(MAJORITY_ETHNICITY)
+
+
+def parse_decision_no(text: str) -> str:
+    """Return a decision number such as "125-QĐ/ĐU"."""
+    value = " ".join((text or "").split())
+    if not value or len(value) > MAX_DECISION_LENGTH or not _DECISION_RE.match(value):
+        raise ValueError("not_decision")
+    return value
+
+
+def parse_yes_no(text: str) -> bool:
+    """Parse có/không (also co, khong, yes, no)."""
+    folded = fold(text or "")
+    if folded in ("co", "yes", "y", "c", "phai", "1"):
+        return True
+    if folded in ("khong", "no", "n", "k", "ko", "0"):
+        return False
+    raise ValueError("not_yes_no")
+
+
+def age_on(birth_year: int, on: date) -> int:
+    """Return the age in years someone born in `birth_year` reaches in the year of `on`."""
+    return on.year - birth_year
+
+
+def now_utc() -> datetime:
+    """Return the current time (UTC); domain code takes times as arguments where it can."""
+    from datetime import timezone
+
+    return datetime.now(timezone.utc)

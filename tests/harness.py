@@ -1,0 +1,180 @@
+"""Drive the real PTB Application over real HTTP against the project's local Bot API server."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.app import build_application, post_init, post_shutdown
+from bot.clock import FixedClock
+from bot.config import Config, DatabaseSettings, TelegramSettings
+from localapi.server import BotApiServer, BotApiState
+from models.db import session_factory
+from models.entities import Admission, Role, Target, UnitKind
+from models.people import create_invite
+from models.units import UnitRow, load_units, unit_by_code
+from models.updates import was_processed
+
+TOKEN = "123456789:" + "A" * 35
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DEFAULT_NOW = datetime(2026, 7, 1, 9, 0, tzinfo=TZ)
+
+
+def make_config(database_url: str, server: BotApiServer, **bot: Any) -> Config:
+    """Return a config pointing the bot at the local server and the test database."""
+    config = Config(
+        telegram=TelegramSettings(token=TOKEN, base_url=server.base_url, base_file_url=server.base_file_url,
+                                  bot_username=server.state.bot_username),
+        database=DatabaseSettings(url=database_url),
+    )
+    if bot:
+        config = replace(config, bot=replace(config.bot, **bot))
+    return config
+
+
+class BotHarness:
+    """A running bot plus the fake server, with helpers that act as a Telegram user would."""
+
+    def __init__(self, config: Config, server: BotApiServer, clock: FixedClock):
+        self.config = config
+        self.server = server
+        self.api: BotApiState = server.state
+        self.clock = clock
+        self.application = None
+
+    @property
+    def sessions(self):  # type: ignore[no-untyped-def]
+        """Return the bot's own session factory."""
+        return self.application.bot_data.sessions  # type: ignore[union-attr]
+
+    async def start(self) -> BotHarness:
+        """Build, initialise and start the Application with long polling, as `run` would."""
+        self.application = build_application(self.config, clock=self.clock)
+        await self.application.initialize()
+        await post_init(self.application)
+        await self.application.start()
+        await self.application.updater.start_polling(poll_interval=0.0, timeout=1)
+        return self
+
+    async def stop(self) -> None:
+        """Stop polling and shut down cleanly."""
+        if self.application is None:
+            return
+        app, self.application = self.application, None
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        await post_shutdown(app)
+
+    async def crash(self) -> None:
+        """Stop as abruptly as a test can: no final persistence flush beyond what already happened."""
+        app, self.application = self.application, None
+        app.persistence = None  # shutdown would otherwise flush; kill -9 would not
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+        await post_shutdown(app)
+
+    async def settle(self, update: dict, timeout: float = 10.0) -> None:
+        """Wait until the bot has finished processing `update`."""
+        update_id = update["update_id"]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with self.sessions() as session:
+                if await was_processed(session, update_id):
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"update {update_id} not processed within {timeout} s")
+            await asyncio.sleep(0.01)
+
+    async def say(self, user_id: int, text: str) -> list[dict]:
+        """Send `text` as the user and return what the bot sent or edited in that chat meanwhile."""
+        mark = self.api.mark()
+        await self.settle(self.api.push_text(user_id, text))
+        return self.replies(user_id, mark)
+
+    async def tap(self, user_id: int, label_prefix: str, message_id: int | None = None) -> list[dict]:
+        """Tap the newest button whose label starts with `label_prefix`; return the bot's answers."""
+        found_id, data = self.api.find_button(user_id, label_prefix, message_id)
+        mark = self.api.mark()
+        await self.settle(self.api.push_callback(user_id, found_id, data))
+        return self.replies(user_id, mark)
+
+    def replies(self, chat_id: int, since: int) -> list[dict]:
+        """Return the texts (and markups) the bot sent or edited in this chat since `since`."""
+        out = []
+        for call in self.api.calls[since:]:
+            if call.chat_id == chat_id and call.method.lower() in (
+                "sendmessage", "editmessagetext", "sendphoto", "senddocument"
+            ):
+                out.append(call.params)
+        return out
+
+    def last_text(self, chat_id: int) -> str:
+        """Return the text of the bot's newest message in the chat, as it stands."""
+        message = self.api.last_message(chat_id)
+        assert message is not None, "the bot has sent nothing to this chat"
+        return message.get("text") or message.get("caption") or ""
+
+    async def register(self, user_id: int, unit_code: str, role: Role, first_name: str = "Test") -> list[dict]:
+        """Make an invite like the CLI would and redeem it with /start through the chat."""
+        self.api.add_user(user_id, first_name)
+        async with self.sessions.begin() as session:
+            unit = await unit_by_code(session, unit_code)
+            assert unit is not None
+            code = await create_invite(session, unit, role, self.clock.now(), 14)
+        return await self.say(user_id, f"/start {code}")
+
+    async def counted_admissions(self) -> list[Admission]:
+        """Return the admissions that count (not withdrawn)."""
+        async with self.sessions() as session:
+            return list(await session.scalars(select(Admission).where(Admission.withdrawn_at.is_(None))))
+
+    async def all_admissions(self) -> list[Admission]:
+        """Return every stored admission, withdrawn included."""
+        async with self.sessions() as session:
+            return list(await session.scalars(select(Admission)))
+
+
+# A small world modelled on the seed article: a district, two communes, village cells.
+WORLD_UNITS = [
+    UnitRow(2, "PN", "Huyện ủy Pác Nặm", None, UnitKind.DISTRICT),
+    UnitRow(3, "BT", "Đảng ủy xã Bộc Bố", "PN", UnitKind.COMMITTEE),
+    UnitRow(4, "NN", "Đảng ủy xã Nhạn Môn", "PN", UnitKind.COMMITTEE),
+    UnitRow(5, "NL", "Chi bộ thôn Nà Lạn", "BT", UnitKind.CELL, ("Nà Lạn",)),
+    UnitRow(6, "KP", "Chi bộ thôn Khuổi Pết", "BT", UnitKind.CELL, ("Khuổi Pết", "Nà Ngòa")),
+    UnitRow(7, "PC", "Chi bộ thôn Pác Cáp", "NN", UnitKind.CELL, ("Pác Cáp",)),
+]
+WORLD_TARGETS = {("PN", 2026, 2026): 90, ("PN", 2025, 2030): 400, ("BT", 2026, 2026): 10, ("NN", 2026, 2026): 8,
+                 ("NL", 2026, 2026): 4, ("KP", 2026, 2026): 3, ("PC", 2026, 2026): 5}
+
+
+async def seed_world(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Load the small test world: units and targets."""
+    async with sessions.begin() as session:
+        await load_units(session, WORLD_UNITS)
+        for (code, start, end), value in WORLD_TARGETS.items():
+            unit = await unit_by_code(session, code)
+            session.add(Target(unit_id=unit.id, start_year=start, end_year=end, value=value))
+
+
+async def add_history(sessions, code: str, count: int, on: date, name: str = "Lịch Sử") -> None:  # type: ignore[no-untyped-def]
+    """Add `count` imported admissions to a unit on a date."""
+    from models.admissions import AdmissionDraft, imported_admission
+    from models.entities import Sex
+
+    async with sessions.begin() as session:
+        unit = await unit_by_code(session, code)
+        for i in range(count):
+            draft = AdmissionDraft(unit.id, f"{name} {chr(65 + i % 26)}", 1990, Sex.MALE, on)
+            session.add(imported_admission(unit, draft, datetime(2026, 1, 1, tzinfo=TZ)))
+
+
+__all__ = ["BotHarness", "DEFAULT_NOW", "TZ", "make_config", "seed_world", "add_history", "session_factory"]

@@ -1,0 +1,126 @@
+"""Progress arithmetic: periods, subtree roll-ups, withdrawn reports, rounding, missing targets."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from bot.i18n import format_number, format_percent
+from models.admissions import AdmissionDraft, imported_admission
+from models.entities import Sex, Target, UnitKind
+from models.progress import Period, children_progress, count_admitted, current_term, expected_by, percent, progress_of
+from models.units import TreeError, UnitRow, load_units, unit_by_code
+
+NOW = datetime(2026, 7, 1, tzinfo=timezone.utc)
+
+UNITS = [
+    UnitRow(2, "D", "District", None, UnitKind.DISTRICT),
+    UnitRow(3, "C1", "Commune 1", "D", UnitKind.COMMITTEE),
+    UnitRow(4, "C2", "Commune 2", "D", UnitKind.COMMITTEE),
+    UnitRow(5, "A", "Cell A", "C1", UnitKind.CELL),
+    UnitRow(6, "B", "Cell B", "C1", UnitKind.CELL),
+    UnitRow(7, "E", "Cell E", "C2", UnitKind.CELL),
+]
+
+
+async def admit(session, code: str, on: date, n: int = 1, withdrawn: bool = False) -> None:  # type: ignore[no-untyped-def]
+    unit = await unit_by_code(session, code)
+    for i in range(n):
+        a = imported_admission(unit, AdmissionDraft(unit.id, f"Người {i}", 1990, Sex.MALE, on), NOW)
+        if withdrawn:
+            a.withdrawn_at = NOW
+        session.add(a)
+    await session.flush()
+
+
+def test_seed_article_figures_round_the_vietnamese_way() -> None:
+    assert percent(23, 90) == Decimal("25.6")
+    assert percent(215, 400) == Decimal("53.8")  # 53.75 rounds half up
+    assert format_percent(percent(215, 400)) == "53,8 %"
+    assert format_number(2817) == "2.817"
+    assert f"23/90 ({format_percent(percent(23, 90))})" == "23/90 (25,6 %)"
+
+
+def test_zero_and_missing_targets_never_divide() -> None:
+    assert percent(5, 0) is None and percent(5, None) is None
+    assert format_percent(None) == "—"
+
+
+def test_periods_know_their_calendar() -> None:
+    year = Period.parse("2026")
+    assert (year.days, year.is_term, year.label()) == (365, False, "2026")
+    assert Period.parse("2024").days == 366  # leap year
+    term = Period.parse("2025-2030")
+    assert term.is_term and term.first_day == date(2025, 1, 1) and term.last_day == date(2030, 12, 31)
+    assert year.elapsed_days(date(2025, 12, 31)) == 0
+    assert year.elapsed_days(date(2026, 1, 1)) == 1
+    assert year.elapsed_days(date(2027, 3, 1)) == 365
+    assert expected_by(90, year, date(2026, 7, 2)) == 45  # 183/365 of 90 = 45.1
+    assert expected_by(90, Period.year(2024), date(2024, 2, 29)) == 15  # 60/366 of 90 = 14.75
+    assert expected_by(None, year, date(2026, 7, 2)) is None
+    for bad in ("26", "2030-2025", "abc", "2026-", "2020-2040"):
+        with pytest.raises(ValueError):
+            Period.parse(bad)
+
+
+async def test_subtree_roll_up_period_bounds_and_withdrawn(sessions) -> None:
+    async with sessions.begin() as session:
+        await load_units(session, UNITS)
+        await admit(session, "A", date(2026, 1, 1), 2)
+        await admit(session, "B", date(2026, 12, 31), 1)
+        await admit(session, "B", date(2025, 12, 31), 4)  # previous year
+        await admit(session, "E", date(2026, 6, 1), 3)
+        await admit(session, "A", date(2026, 6, 1), 5, withdrawn=True)
+        await admit(session, "C1", date(2026, 6, 1), 1)  # recorded at the committee itself
+        d, c1, a = [await unit_by_code(session, c) for c in ("D", "C1", "A")]
+        y = Period.year(2026)
+        assert await count_admitted(session, d, y) == 7
+        assert await count_admitted(session, c1, y) == 4
+        assert await count_admitted(session, a, y) == 2
+        assert await count_admitted(session, d, Period(2025, 2030)) == 11
+
+
+async def test_targets_children_order_and_current_term(sessions) -> None:
+    async with sessions.begin() as session:
+        await load_units(session, UNITS)
+        d, c1, c2 = [await unit_by_code(session, c) for c in ("D", "C1", "C2")]
+        session.add_all([
+            Target(unit_id=d.id, start_year=2026, end_year=2026, value=90),
+            Target(unit_id=d.id, start_year=2025, end_year=2030, value=400),
+            Target(unit_id=c1.id, start_year=2026, end_year=2026, value=10),
+            Target(unit_id=c2.id, start_year=2026, end_year=2026, value=0),
+        ])
+        await admit(session, "A", date(2026, 2, 1), 6)
+        today = date(2026, 7, 2)
+        p = await progress_of(session, d, Period.year(2026), today)
+        assert (p.admitted, p.target, p.expected, p.gap, p.behind, p.remaining) == (6, 90, 45, -39, True, 84)
+        assert p.percent == Decimal("6.7")
+        children = await children_progress(session, d, Period.year(2026), today)
+        assert [c.unit.code for c in children] == ["C1", "C2"]  # neither behind: by share of target
+        c1p, c2p = children
+        assert c1p.behind is False and c1p.gap == 1 and c2p.percent is None
+        assert await current_term(session, c1, today) == Period(2025, 2030)  # inherited from the district
+        assert await current_term(session, d, date(2031, 1, 1)) is None
+
+
+async def test_load_units_rejects_unknown_parent_and_cycle_and_moves_subtrees(sessions) -> None:
+    async with sessions.begin() as session:
+        await load_units(session, UNITS)
+        await admit(session, "A", date(2026, 2, 1), 2)
+    async with sessions.begin() as session:
+        with pytest.raises(TreeError) as unknown:
+            await load_units(session, [UnitRow(2, "X", "X", "NOPE", UnitKind.CELL)])
+        assert unknown.value.problems[0][:2] == (2, "unknown_parent")
+        with pytest.raises(TreeError) as cycle:
+            await load_units(session, [UnitRow(2, "D", "District", "A", UnitKind.DISTRICT)])
+        assert cycle.value.problems[0][1] == "cycle"
+    async with sessions.begin() as session:
+        created, updated = await load_units(session, [UnitRow(2, "C1", "Commune One", "C2", UnitKind.COMMITTEE)])
+        assert (created, updated) == (0, 1)
+    async with sessions() as session:
+        c2 = await unit_by_code(session, "C2")
+        assert await count_admitted(session, c2, Period.year(2026)) == 2
+        a = await unit_by_code(session, "A")
+        assert a.path.startswith(c2.path)

@@ -1,0 +1,240 @@
+"""/report over HTTP: guided and one-line, buttons, invalid answers, cancel, duplicates, scope."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from models.entities import Assignment, Role, Sex
+from models.people import person_by_telegram_id
+from models.units import unit_by_code
+
+SECRETARY = 1001
+
+
+@pytest.fixture
+async def secretary(harness):  # type: ignore[no-untyped-def]
+    await harness.register(SECRETARY, "NL", Role.SECRETARY, first_name="Hoa")
+    return harness
+
+
+async def fill_guided(bot, *, name: str = "Lò Thị Hoa") -> None:
+    """Answer every step up to the card, using buttons where there are some."""
+    assert "họ và tên" in (await bot.say(SECRETARY, "/report"))[0]["text"]
+    assert "Năm sinh" in (await bot.say(SECRETARY, name))[0]["text"]
+    assert "Giới tính" in (await bot.say(SECRETARY, "1998"))[0]["text"]
+    assert "Dân tộc" in (await bot.tap(SECRETARY, "Nữ"))[0]["text"]
+    assert "Ngày quyết định" in (await bot.tap(SECRETARY, "Tày"))[0]["text"]
+    assert "Số quyết định" in (await bot.say(SECRETARY, "15/05/2026"))[0]["text"]
+    assert "đoàn viên" in (await bot.say(SECRETARY, "125-QĐ/ĐU"))[0]["text"]
+    card = (await bot.tap(SECRETARY, "Có"))[0]["text"]
+    assert "Phiếu báo cáo" in card
+
+
+async def test_guided_report_saves_only_after_confirm(secretary) -> None:
+    bot = secretary
+    await fill_guided(bot)
+    assert await bot.all_admissions() == []  # nothing stored before ✅
+    card = bot.api.last_message(SECRETARY)
+    labels = [b["text"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels[0].startswith("✅") and any(l.startswith("✏️") for l in labels) and any(l.startswith("❌") for l in labels)
+    text = (await bot.tap(SECRETARY, "✅"))[0]["text"]
+    assert "Đã lưu" in text
+    assert "Chi bộ thôn Nà Lạn: 1/4 (25,0 %) kế hoạch năm 2026" in text
+    assert "Đảng ủy xã Bộc Bố: 1/10 (10,0 %) kế hoạch năm 2026" in text
+    [saved] = await bot.counted_admissions()
+    assert (saved.full_name, saved.birth_year, saved.sex, saved.ethnicity, saved.minority) == (
+        "Lò Thị Hoa", 1998, Sex.FEMALE, "Tày", True)
+    assert (saved.admitted_on, saved.decision_no, saved.youth_union) == (date(2026, 5, 15), "125-QĐ/ĐU", True)
+
+
+async def test_card_buttons_are_removed_and_second_tap_does_not_save_twice(secretary) -> None:
+    bot = secretary
+    await fill_guided(bot)
+    found_id, data = bot.api.find_button(SECRETARY, "✅")
+    await bot.tap(SECRETARY, "✅")
+    await bot.settle(bot.api.push_callback(SECRETARY, found_id, data))  # an impatient second tap
+    assert len(await bot.counted_admissions()) == 1
+
+
+async def test_one_line_report_goes_straight_to_card(secretary) -> None:
+    bot = secretary
+    card = (await bot.say(SECRETARY, "/report Lo Thi Hoa, 1998, nu, 15/05/2026"))[0]["text"]
+    assert "Phiếu báo cáo" in card and "Lo Thi Hoa" in card and "Nữ" in card and "15/05/2026" in card
+    await bot.tap(SECRETARY, "✅")
+    [saved] = await bot.counted_admissions()
+    assert saved.full_name == "Lo Thi Hoa" and saved.sex == Sex.FEMALE
+
+
+async def test_one_line_with_ethnicity_and_decision(secretary) -> None:
+    card = (await secretary.say(SECRETARY, "/report Lò Văn Nam, 1990, nam, 2026-06-01, tay, 12-QĐ/ĐU"))[0]["text"]
+    assert "Tày" in card and "12-QĐ/ĐU" in card and "01/06/2026" in card
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("Lò Thị Hoa, 2015, nữ, 15/05/2026", "18 tuổi"),
+        ("Lò Thị Hoa, 1998, nữ, 31/02/2026", "không có trên lịch"),
+        ("Lò Thị Hoa, 1998, nữ, 15/05/2027", "tương lai"),
+        ("Lò Thị Hoa, 1998, x, 15/05/2026", "Nam"),
+        ("Hoa 2, 1998, nữ, 15/05/2026", "chữ số"),
+        ("Lò Thị Hoa, 1998", "Ví dụ"),
+    ],
+)
+async def test_one_line_errors_say_what_to_send(secretary, line: str, fragment: str) -> None:
+    text = (await secretary.say(SECRETARY, f"/report {line}"))[0]["text"]
+    assert fragment in text and "/report" in text
+    assert await secretary.all_admissions() == []
+
+
+@pytest.mark.parametrize(
+    ("step_answers", "bad", "fragment"),
+    [
+        ([], "Hoa 123", "chữ số"),
+        ([], "x" * 5000, "quá dài"),
+        ([], "😀😀😀", "chữ cái"),
+        ([], "   ", "chưa gửi"),
+        (["Lò Thị Hoa"], "2015", "18 tuổi"),
+        (["Lò Thị Hoa"], "1890", "chưa hợp lý"),
+        (["Lò Thị Hoa"], "abcd", "4 chữ số"),
+    ],
+)
+async def test_invalid_answers_repeat_the_step(secretary, step_answers, bad: str, fragment: str) -> None:
+    bot = secretary
+    await bot.say(SECRETARY, "/report")
+    for answer in step_answers:
+        await bot.say(SECRETARY, answer)
+    replies = await bot.say(SECRETARY, bad)
+    assert len(replies) == 1 and fragment in replies[0]["text"] and "Ví dụ" in replies[0]["text"]
+    # the step repeats: a good answer now moves on
+    good = "1998" if step_answers else "Lò Thị Hoa"
+    assert (await bot.say(SECRETARY, good))[0]["text"]
+    assert await bot.all_admissions() == []
+
+
+async def test_invalid_and_future_dates_repeat_the_date_step(secretary) -> None:
+    bot = secretary
+    for answer in ("/report", "Lò Thị Hoa", "1998"):
+        await bot.say(SECRETARY, answer)
+    await bot.tap(SECRETARY, "Nữ")
+    await bot.tap(SECRETARY, "Kinh")
+    assert "tương lai" in (await bot.say(SECRETARY, "02/07/2026"))[0]["text"]
+    assert "không có trên lịch" in (await bot.say(SECRETARY, "30/02/2026"))[0]["text"]
+    assert "ngày/tháng/năm" in (await bot.say(SECRETARY, "hôm qua"))[0]["text"]
+    assert "Số quyết định" in (await bot.tap(SECRETARY, "Hôm nay"))[0]["text"]
+    await bot.tap(SECRETARY, "Bỏ qua")
+    await bot.tap(SECRETARY, "Không")
+    await bot.tap(SECRETARY, "✅")
+    [saved] = await bot.counted_admissions()
+    assert saved.admitted_on == date(2026, 7, 1) and saved.decision_no is None and saved.youth_union is False
+    assert saved.minority is False
+
+
+async def test_sticker_or_photo_gets_a_polite_reply(secretary) -> None:
+    bot = secretary
+    await bot.say(SECRETARY, "/report")
+    update = bot.api.push_update({"message": {"message_id": 99, "date": 0, "chat": {"id": SECRETARY, "type": "private"},
+                                              "from": {"id": SECRETARY, "is_bot": False, "first_name": "Hoa"},
+                                              "sticker": {"file_id": "x", "file_unique_id": "y", "width": 1, "height": 1,
+                                                          "is_animated": False, "is_video": False, "type": "regular"}}})
+    await bot.settle(update)
+    assert "chưa gửi" in bot.last_text(SECRETARY)
+
+
+async def test_other_ethnicity_typed_and_text_instead_of_buttons(secretary) -> None:
+    bot = secretary
+    for answer in ("/report", "Lò Thị Hoa", "1998", "nu"):
+        await bot.say(SECRETARY, answer)
+    assert "tên dân tộc" in (await bot.tap(SECRETARY, "Dân tộc khác"))[0]["text"]
+    assert "Ngày quyết định" in (await bot.say(SECRETARY, "San Chay"))[0]["text"]
+    await bot.say(SECRETARY, "15/05/2026")
+    await bot.say(SECRETARY, "125-QĐ/ĐU")
+    assert "«Có» hoặc «Không»" in (await bot.say(SECRETARY, "có lẽ"))[0]["text"]
+    card = (await bot.say(SECRETARY, "khong"))[0]["text"]
+    assert "Sán Chay" in card
+    assert "nút" in (await bot.say(SECRETARY, "lưu đi"))[0]["text"]
+
+
+async def test_edit_a_field_from_the_card(secretary) -> None:
+    bot = secretary
+    await fill_guided(bot)
+    assert "sửa mục nào" in (await bot.tap(SECRETARY, "✏️"))[0]["text"]
+    await bot.tap(SECRETARY, "Năm sinh")
+    card = (await bot.say(SECRETARY, "1996"))[0]["text"]
+    assert "Phiếu báo cáo" in card and "1996" in card
+    await bot.tap(SECRETARY, "✅")
+    [saved] = await bot.counted_admissions()
+    assert saved.birth_year == 1996 and saved.full_name == "Lò Thị Hoa"
+
+
+@pytest.mark.parametrize("how", ["command", "button"])
+async def test_cancel_stores_nothing(secretary, how: str) -> None:
+    bot = secretary
+    await fill_guided(bot)
+    reply = await (bot.say(SECRETARY, "/cancel") if how == "command" else bot.tap(SECRETARY, "❌"))
+    assert "Đã hủy" in reply[0]["text"]
+    assert await bot.all_admissions() == []
+    assert "Không có thao tác" in (await bot.say(SECRETARY, "/cancel"))[0]["text"]
+
+
+async def test_cancel_works_at_first_step(secretary) -> None:
+    await secretary.say(SECRETARY, "/report")
+    assert "Đã hủy" in (await secretary.say(SECRETARY, "/cancel"))[0]["text"]
+
+
+async def test_likely_duplicate_is_flagged_on_the_card(secretary) -> None:
+    bot = secretary
+    await bot.say(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(SECRETARY, "✅")
+    card = (await bot.say(SECRETARY, "/report Lo Thi Hoa, 1998, nu, 20/05/2026"))[0]["text"]
+    assert "trùng" in card and "Lò Thị Hoa" in card
+    card = (await bot.say(SECRETARY, "/report Lò Thị Hoa, 1999, nữ, 20/05/2026"))[0]["text"]
+    assert "trùng" not in card
+
+
+async def test_secretary_of_two_cells_chooses_and_cannot_forge_another(harness) -> None:
+    bot = harness
+    await bot.register(SECRETARY, "NL", Role.SECRETARY)
+    await bot.register(SECRETARY, "KP", Role.SECRETARY)
+    reply = (await bot.say(SECRETARY, "/report"))[0]
+    buttons = [b["text"] for row in reply["reply_markup"]["inline_keyboard"] for b in row]
+    assert sorted(buttons) == ["Chi bộ thôn Khuổi Pết", "Chi bộ thôn Nà Lạn"]
+    async with bot.sessions() as session:
+        other = await unit_by_code(session, "PC")
+    message_id = bot.api.last_message(SECRETARY)["message_id"]
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(SECRETARY, message_id, f"report:cell:{other.id}"))
+    assert "không có quyền" in bot.replies(SECRETARY, mark)[0]["text"]
+    await bot.say(SECRETARY, "/report")
+    assert "Khuổi Pết" in (await bot.tap(SECRETARY, "Chi bộ thôn Khuổi Pết"))[0]["text"]
+
+
+async def test_committee_member_cannot_report(harness) -> None:
+    await harness.register(2001, "BT", Role.COMMITTEE)
+    assert "Chỉ bí thư" in (await harness.say(2001, "/report"))[0]["text"]
+
+
+async def test_stale_button_after_conversation_is_answered_politely(secretary) -> None:
+    bot = secretary
+    await fill_guided(bot)
+    found_id, data = bot.api.find_button(SECRETARY, "✅")
+    await bot.tap(SECRETARY, "❌")
+    await bot.settle(bot.api.push_callback(SECRETARY, found_id, data))
+    answers = bot.api.calls_to("answerCallbackQuery")
+    assert "không còn hiệu lực" in answers[-1].params.get("text", "")
+    assert await bot.all_admissions() == []
+
+
+async def test_removed_assignment_cannot_save(secretary) -> None:
+    bot = secretary
+    await fill_guided(bot)
+    async with bot.sessions.begin() as session:
+        person = await person_by_telegram_id(session, SECRETARY)
+        for assignment in list(person.assignments):
+            await session.delete(assignment)
+        session.add(Assignment(person_id=person.id, unit_id=(await unit_by_code(session, "BT")).id, role=Role.COMMITTEE))
+    text = (await bot.tap(SECRETARY, "✅"))[0]["text"]
+    assert "không có quyền" in text
+    assert await bot.all_admissions() == []

@@ -1,0 +1,41 @@
+"""Restarts: a half-filled report resumes; repeated updates are processed once."""
+
+from __future__ import annotations
+
+from models.entities import Role
+
+
+async def test_half_filled_report_resumes_after_crash_and_restart(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report")
+    await bot.say(1001, "Lò Thị Hoa")
+    await bot.say(1001, "1998")
+    await bot.crash()
+    await bot.start()
+    # the sex buttons from before the restart still work, and the answers are still there
+    assert "Dân tộc" in (await bot.tap(1001, "Nữ"))[0]["text"]
+    await bot.tap(1001, "Tày")
+    await bot.say(1001, "15/05/2026")
+    await bot.tap(1001, "Bỏ qua")
+    card = (await bot.tap(1001, "Có"))[0]["text"]
+    assert "Lò Thị Hoa" in card and "1998" in card
+    await bot.tap(1001, "✅")
+    assert [a.full_name for a in await bot.counted_admissions()] == ["Lò Thị Hoa"]
+
+
+async def test_repeated_update_is_not_processed_twice(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    message_id, data = bot.api.find_button(1001, "✅")
+    update = bot.api.push_callback(1001, message_id, data)
+    await bot.settle(update)
+    mark = bot.api.mark()
+    again = dict(update)
+    bot.api.push_update(again)  # Telegram delivers the same update_id again
+    nudge = bot.api.push_text(1001, "/help")
+    await bot.settle(nudge)
+    assert len(await bot.counted_admissions()) == 1
+    sent = [c for c in bot.api.calls[mark:] if c.method in ("editMessageText", "sendMessage") and c.chat_id == 1001]
+    assert len(sent) == 1  # only the /help answer
