@@ -33,10 +33,9 @@ from models.updates import forget_processed_before, mark_processed, was_processe
 
 logger = logging.getLogger(__name__)
 
-# Feature modules, each exporting build_handlers(); their order is the order of matching in group 0.
+# Feature modules, each exporting build_handlers() and optionally COMMANDS (menu) and HELP (help
+# lines); their order is the order of matching in group 0 and of the menu.
 FEATURES: tuple[ModuleType, ...] = (registration, report, undo, progress)
-# Commands shown in Telegram's menu (descriptions in registration.toml [commands]).
-MENU_COMMANDS: tuple[str, ...] = registration.COMMANDS
 # Optional start-up hooks of features (e.g. rebuilding scheduled jobs): async fn(application).
 STARTUP_HOOKS: list[Callable] = []
 
@@ -80,7 +79,7 @@ async def publish_commands(application: Application) -> None:  # type: ignore[ty
     data: BotData = application.bot_data  # type: ignore[assignment]
     assert data.texts is not None
     for lang in ("vi", "en"):
-        commands = [BotCommand(name, data.texts.get(f"registration.commands.{name}", lang)) for name in MENU_COMMANDS]
+        commands = [BotCommand(name, data.texts.get(key, lang)) for name, key in data.menu]
         await application.bot.set_my_commands(
             commands, scope=BotCommandScopeAllPrivateChats(), language_code=None if lang == "vi" else lang
         )
@@ -135,6 +134,8 @@ def build_application(config: Config, *, clock: Clock | None = None, rate_limit:
     data.texts = Texts.load(config.bot.language)
     if clock is not None:
         data.clock = clock
+    data.menu = [item for feature in FEATURES for item in getattr(feature, "COMMANDS", {}).items()]
+    data.help_lines = [line for feature in FEATURES for line in getattr(feature, "HELP", ())]
     register_handlers(application, FEATURES)
     return application
 

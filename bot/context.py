@@ -24,6 +24,9 @@ class BotData:
         self.texts: Texts | None = None
         self.clock: Clock = Clock()
         self.engine: AsyncEngine | None = None
+        # Collected from the feature modules by bot.app: (command, catalog key) and (role, catalog key).
+        self.menu: list[tuple[str, str]] = []
+        self.help_lines: list[tuple[Any, str]] = []
 
 
 class BotContext(CallbackContext[ExtBot, dict[str, Any], dict[str, Any], BotData]):

@@ -13,6 +13,8 @@ from models.people import Scope
 from models.progress import Period, Progress, children_progress, current_term, progress_of
 from models.units import unit_by_id
 
+COMMANDS = {"progress": "progress.commands.progress"}
+HELP = ((None, "progress.help"),)
 TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")
 
 

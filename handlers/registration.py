@@ -14,7 +14,10 @@ WELCOME = {Role.SECRETARY: "registration.welcome_secretary", Role.COMMITTEE: "re
            Role.ADMIN: "registration.welcome_admin"}
 ROLE_NAME = {Role.SECRETARY: "registration.role_secretary", Role.COMMITTEE: "registration.role_committee",
              Role.ADMIN: "registration.role_admin"}
-COMMANDS = ("start", "report", "progress", "undo", "cancel", "help")
+# Menu commands of this feature (name -> catalog key of the description); see bot.app.menu_commands.
+COMMANDS = {"start": "registration.commands.start", "help": "registration.commands.help"}
+# Help lines of this feature: (role or None for everyone, catalog key).
+HELP = ((None, "registration.help_common"),)
 
 
 def _is_start(update: Update) -> bool:
@@ -81,9 +84,10 @@ def help_text(context: BotContext, person: Person) -> str:
     for a in person.assignments:
         lines.append(tr("registration.help_role_line", role=tr(ROLE_NAME[a.role]), unit=esc(a.unit.name)))
     lines.append("")
-    if Role.SECRETARY in scope.roles:
-        lines.append(tr("registration.help_secretary", hours=context.config.bot.undo_hours))
-    lines.append(tr("registration.help_common"))
+    # Role-specific lines first, then what everyone can do.
+    for role, key in sorted(context.bot_data.help_lines, key=lambda line: line[0] is None):
+        if role is None or role in scope.roles:
+            lines.append(tr(key, hours=context.config.bot.undo_hours))
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from bot.context import BotContext
 from bot.i18n import Translator
 from handlers.common import current_person, esc, today, translator, unit_progress_line
 from models.admissions import AdmissionDraft, NotAllowed, likely_duplicates, record_admission
-from models.entities import Sex, Unit
+from models.entities import Role, Sex, Unit
 from models.people import Scope
 from models.progress import Period, progress_of
 from models.units import unit_by_id
@@ -34,6 +34,9 @@ from models.values import (
 )
 
 logger = logging.getLogger(__name__)
+
+COMMANDS = {"report": "report.commands.report", "cancel": "report.commands.cancel"}
+HELP = ((Role.SECRETARY, "report.help"),)
 
 CELL, NAME, BIRTH_YEAR, SEX, ETHNICITY, ETHNICITY_OTHER, DATE, DECISION, YOUTH, CONFIRM, EDIT = range(11)
 END = ConversationHandler.END

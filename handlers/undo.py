@@ -10,7 +10,11 @@ from telegram.ext import BaseHandler, CommandHandler
 from bot.context import BotContext
 from handlers.common import current_person, esc, translator
 from models.admissions import UndoOutcome, withdraw_latest
+from models.entities import Role
 from models.units import unit_by_id
+
+COMMANDS = {"undo": "undo.commands.undo"}
+HELP = ((Role.SECRETARY, "undo.help"),)
 
 
 async def undo(update: Update, context: BotContext) -> None:
