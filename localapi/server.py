@@ -1,0 +1,1199 @@
+"""A local, in-memory fake of the Telegram Bot API, served over real HTTP on 127.0.0.1.
+
+The real python-telegram-bot stack talks to it exactly as it would talk to api.telegram.org:
+
+    server = BotApiServer().start()
+    app = (ApplicationBuilder().token(TOKEN)
+           .base_url(server.base_url).base_file_url(server.base_file_url).build())
+    server.state.push_text(42, "/start")            # a user writes to the bot
+    call = await server.state.next_call("sendMessage", chat_id=42)
+    server.stop()
+
+Everything the bot does is recorded in ``state.calls``; chats are kept as Telegram would show
+them (edits applied, deletions removed). All state lives in :class:`BotApiState`, which is
+thread-safe: one re-entrant lock guards it, and a condition on that lock is notified on every
+change, so waiters (long-polling ``getUpdates``, :meth:`BotApiState.wait_for`) wake at once.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import email.policy
+import html
+import json
+import mimetypes
+import re
+import socket
+import struct
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+__all__ = ["ApiError", "BotApiServer", "BotApiState", "Call"]
+
+T = TypeVar("T")
+
+MAX_TEXT_LENGTH = 4096
+MAX_CAPTION_LENGTH = 1024
+MAX_CALLBACK_DATA_BYTES = 64
+
+# Parameters whose values are strings even when they look like JSON ("123", "true", "[1]").
+_STRING_PARAMS = frozenset(
+    {
+        "text", "caption", "callback_query_id", "inline_message_id", "parse_mode", "url",
+        "file_id", "description", "short_description", "name", "language_code", "title",
+        "action", "emoji", "secret_token", "ip_address", "business_connection_id",
+        "message_effect_id", "question", "explanation", "first_name", "last_name",
+        "phone_number", "address", "document", "photo", "sticker", "video", "audio", "voice",
+        "animation", "thumbnail", "file_name", "query", "data",
+    }
+)
+
+# Tags Telegram accepts with parse_mode=HTML.
+_HTML_TAGS = frozenset(
+    {
+        "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+        "code", "pre", "blockquote", "tg-emoji", "tg-time",
+    }
+)
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>")
+
+_BOT_ROUTE = re.compile(r"^/bot(?P<token>[^/]*)/(?P<method>[A-Za-z0-9_]+)/?$")
+_FILE_ROUTE = re.compile(r"^/file/bot(?P<token>[^/]*)/(?P<path>.+)$")
+_NOT_FOUND = json.dumps({"ok": False, "error_code": 404, "description": "Not Found"}).encode()
+
+
+class ApiError(Exception):
+    """A Bot API error, answered as ``{"ok": false, "error_code": ..., "description": ...}``."""
+
+    def __init__(self, error_code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(f"{error_code} {description}")
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+
+    def body(self) -> dict:
+        """Return the JSON body Telegram would answer with."""
+        body: dict[str, Any] = {"ok": False, "error_code": self.error_code, "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+@dataclass
+class Call:
+    """One request the bot made, with the answer it got."""
+
+    index: int
+    method: str
+    params: dict
+    chat_id: int | None
+    at: float
+    response: dict
+
+    @property
+    def ok(self) -> bool:
+        """Whether the request was answered with ``"ok": true``."""
+        return bool(self.response.get("ok"))
+
+    @property
+    def result(self) -> Any:
+        """The ``result`` of a successful answer (None for errors)."""
+        return self.response.get("result")
+
+
+@dataclass
+class _Chat:
+    """A private chat: its Chat dict, its user (if known) and both sides of the history."""
+
+    chat: dict
+    user: dict | None
+    history: list[dict]
+
+
+@dataclass
+class _Upload:
+    """A file in a request: from a multipart part, or an existing file_id."""
+
+    filename: str
+    mime_type: str
+    content: bytes
+
+
+def _utf16_len(text: str) -> int:
+    """Return the length of text in UTF-16 code units (Telegram's entity unit)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _visible_html(text: str) -> str:
+    """Check Telegram-HTML like Telegram does (cheaply) and return the text it would display."""
+    stack: list[str] = []
+    out: list[str] = []
+    pos = 0
+    for match in _TAG_RE.finditer(text):
+        out.append(text[pos : match.start()])
+        _check_no_stray_lt(text, pos, match.start())
+        pos = match.end()
+        closing, name = match.group(1) == "/", match.group(2).lower()
+        offset = len(text[: match.start()].encode())
+        if not closing:
+            if name not in _HTML_TAGS:
+                raise ApiError(
+                    400, f'Bad Request: can\'t parse entities: Unsupported start tag "{name}" at byte offset {offset}'
+                )
+            stack.append(name)
+        elif not stack:
+            raise ApiError(400, f"Bad Request: can't parse entities: Unexpected end tag at byte offset {offset}")
+        elif stack[-1] != name:
+            raise ApiError(
+                400,
+                f"Bad Request: can't parse entities: Unmatched end tag at byte offset {offset}, "
+                f'expected "</{stack[-1]}>", found "</{name}>"',
+            )
+        else:
+            stack.pop()
+    _check_no_stray_lt(text, pos, len(text))
+    out.append(text[pos:])
+    if stack:
+        raise ApiError(
+            400, f'Bad Request: can\'t parse entities: Can\'t find end tag corresponding to start tag "{stack[-1]}"'
+        )
+    return html.unescape("".join(out))
+
+
+def _check_no_stray_lt(text: str, start: int, end: int) -> None:
+    """Raise the Telegram error for a '<' that does not start a tag."""
+    index = text.find("<", start, end)
+    if index >= 0:
+        offset = len(text[:index].encode())
+        raise ApiError(400, f"Bad Request: can't parse entities: Unexpected end of name token at byte offset {offset}")
+
+
+def _visible_text(text: str, parse_mode: str | None) -> str:
+    """Return the text as displayed (HTML tags removed and checked), for length checks."""
+    if parse_mode and parse_mode.lower() == "html":
+        return _visible_html(text)
+    return text
+
+
+def _image_size(content: bytes) -> tuple[int, int] | None:
+    """Return (width, height) of a PNG, JPEG, GIF or WEBP image, or None if not an image."""
+    if content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) >= 24:
+        return struct.unpack(">II", content[16:24])
+    if content[:6] in (b"GIF87a", b"GIF89a") and len(content) >= 10:
+        return struct.unpack("<HH", content[6:10])
+    if content.startswith(b"RIFF") and content[8:12] == b"WEBP" and len(content) >= 30:
+        kind = content[12:16]
+        if kind == b"VP8X":
+            w = int.from_bytes(content[24:27], "little") + 1
+            return w, int.from_bytes(content[27:30], "little") + 1
+        if kind == b"VP8L":
+            bits = int.from_bytes(content[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        w, h = struct.unpack("<HH", content[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if content.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 < len(content):
+            if content[i] != 0xFF:
+                i += 1
+                continue
+            marker = content[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                i += 1 if marker == 0xFF else 2
+                continue
+            length = struct.unpack(">H", content[i + 2 : i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", content[i + 5 : i + 9])
+                return w, h
+            i += 2 + length
+        return None
+    return None
+
+
+def _decode_value(name: str, value: Any) -> Any:
+    """Decode one parameter value the way Telegram reads it (JSON-looking strings become JSON)."""
+    if not isinstance(value, str) or name in _STRING_PARAMS:
+        return value
+    stripped = value.strip()
+    if not stripped or not (stripped[0] in '{["-' or stripped[0].isdigit() or stripped in ("true", "false", "null")):
+        return value
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return value
+
+
+def _as_int(value: Any) -> int | None:
+    """Return value as an int if it is one (or an integer string), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return None
+
+
+class BotApiState:
+    """All in-memory state of the fake Bot API; thread-safe (one lock and a Condition on it)."""
+
+    def __init__(
+        self,
+        *,
+        bot_id: int = 7000000001,
+        bot_username: str = "test_admissions_bot",
+        first_update_id: int | None = None,
+        rate_limit_per_second: float | None = None,
+    ) -> None:
+        """Create an empty state; update ids start at first_update_id (default: now in ms)."""
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self.bot_id = bot_id
+        self.bot_username = bot_username
+        self.rate_limit_per_second = rate_limit_per_second
+        self.token: str | None = None
+        self.calls: list[Call] = []
+        self.files: dict[str, tuple[str, str, bytes]] = {}
+        self.stats: Counter[str] = Counter()
+        self.commands: dict[tuple[str, str], list[dict]] = {}
+        self.menu_buttons: dict[int | None, dict] = {}
+        self.callback_answers: dict[str, dict] = {}
+        self.webhook_url: str = ""
+        self._next_update_id = int(time.time() * 1000) if first_update_id is None else first_update_id
+        self._next_message_id: dict[int, int] = {}
+        self._next_file = 1
+        self._next_callback = 1
+        self._file_meta: dict[str, dict] = {}
+        self._file_paths: dict[str, str] = {}
+        self._clear()
+
+    def _clear(self) -> None:
+        """Forget chats, calls, updates and per-run behaviour (not counters, files or config)."""
+        self.calls = []
+        self.callback_answers = {}
+        self._chats: dict[int, _Chat] = {}
+        self._updates: list[dict] = []
+        self._blocked: set[int] = set()
+        self._failures: dict[str, deque[ApiError]] = {}
+        self._send_times: deque[float] = deque()
+        self._callbacks: dict[str, tuple[int, int]] = {}
+
+    # ----------------------------------------------------------------- test-side helpers
+
+    def add_user(
+        self, user_id: int, first_name: str = "Test", language_code: str = "vi", last_name: str | None = None
+    ) -> dict:
+        """Register a user and their private chat with the bot; return the Telegram User dict."""
+        with self._cond:
+            existing = self._chats.get(user_id)
+            if existing is not None and existing.user is not None:
+                return copy.deepcopy(existing.user)
+            user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+            chat: dict[str, Any] = {"id": user_id, "type": "private", "first_name": first_name}
+            if last_name:
+                user["last_name"] = chat["last_name"] = last_name
+            user["language_code"] = language_code
+            self._chats[user_id] = _Chat(chat=chat, user=user, history=existing.history if existing else [])
+            self._cond.notify_all()
+            return copy.deepcopy(user)
+
+    def push_text(self, user_id: int, text: str) -> dict:
+        """Queue a private-chat text message from the user (added if new); return the update."""
+        with self._cond:
+            self.add_user(user_id)
+            chat = self._chats[user_id]
+            message: dict[str, Any] = {
+                "message_id": self._take_message_id(user_id),
+                "from": copy.deepcopy(chat.user),
+                "chat": copy.deepcopy(chat.chat),
+                "date": int(time.time()),
+                "text": text,
+            }
+            if text.startswith("/"):
+                command = text.split()[0] if text.split() else text
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": _utf16_len(command)}]
+            chat.history.append({"from": "user", "message": message})
+            return self.push_update({"message": copy.deepcopy(message)})
+
+    def push_callback(self, user_id: int, message_id: int, data: str) -> dict:
+        """Queue a button press on the bot's message message_id in the user's chat; return the update."""
+        with self._cond:
+            self.add_user(user_id)
+            chat = self._chats[user_id]
+            entry = self._find_entry(chat, message_id)
+            if entry is None or entry["from"] != "bot":
+                raise LookupError(f"no bot message {message_id} in chat {user_id}")
+            query_id = f"{self.bot_id}{self._next_callback:08d}"
+            self._next_callback += 1
+            self._callbacks[query_id] = (user_id, message_id)
+            query = {
+                "id": query_id,
+                "from": copy.deepcopy(chat.user),
+                "message": copy.deepcopy(entry["message"]),
+                "chat_instance": f"-{user_id}{self.bot_id}",
+                "data": data,
+            }
+            return self.push_update({"callback_query": query})
+
+    def push_update(self, update: dict) -> dict:
+        """Queue any raw update (update_id assigned if missing); return it."""
+        with self._cond:
+            update = {"update_id": self._next_update_id, **copy.deepcopy(update)}
+            self._next_update_id = max(self._next_update_id, int(update["update_id"]) + 1)
+            message = update.get("message") or {}
+            chat = message.get("chat")
+            if isinstance(chat, dict) and isinstance(chat.get("id"), int) and chat["id"] not in self._chats:
+                sender = copy.deepcopy(message.get("from"))
+                self._chats[chat["id"]] = _Chat(chat=copy.deepcopy(chat), user=sender, history=[])
+            self._updates.append(update)
+            self._updates.sort(key=lambda u: u["update_id"])
+            self._cond.notify_all()
+            return copy.deepcopy(update)
+
+    def messages(self, chat_id: int) -> list[dict]:
+        """Return the bot's messages in the chat as they stand now, oldest first."""
+        with self._lock:
+            return [copy.deepcopy(e["message"]) for e in self._history_entries(chat_id) if e["from"] == "bot"]
+
+    def history(self, chat_id: int) -> list[dict]:
+        """Return both sides of the chat in order: ``{"from": "user"|"bot", "message": {...}}``."""
+        with self._lock:
+            return copy.deepcopy(self._history_entries(chat_id))
+
+    def last_message(self, chat_id: int) -> dict | None:
+        """Return the bot's newest message in the chat, or None."""
+        messages = self.messages(chat_id)
+        return messages[-1] if messages else None
+
+    def find_button(self, chat_id: int, label_prefix: str, message_id: int | None = None) -> tuple[int, str]:
+        """Find an inline button whose text starts with label_prefix (newest message first)."""
+        seen: list[str] = []
+        candidates = self.messages(chat_id)[::-1]
+        if message_id is not None:
+            candidates = [m for m in candidates if m["message_id"] == message_id]
+        for message in candidates:
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard") or []:
+                for button in row:
+                    label = str(button.get("text", ""))
+                    seen.append(f"{message['message_id']}:{label!r}")
+                    if label.startswith(label_prefix) and "callback_data" in button:
+                        return message["message_id"], button["callback_data"]
+        where = f"message {message_id}" if message_id is not None else f"chat {chat_id}"
+        raise LookupError(f"no inline button starting with {label_prefix!r} in {where}; buttons: {seen or 'none'}")
+
+    def calls_to(self, method: str, chat_id: int | None = None, since: int = 0) -> list[Call]:
+        """Return the calls of a method (case-insensitive), optionally to one chat, from index since."""
+        wanted = method.lower()
+        with self._lock:
+            return [
+                c
+                for c in self.calls[since:]
+                if c.method.lower() == wanted and (chat_id is None or c.chat_id == chat_id)
+            ]
+
+    def wait_for(self, predicate: Callable[[], T | None | bool], timeout: float = 10.0) -> T:
+        """Block until predicate() is truthy (re-checked on every state change); return its value."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate()
+                if value:
+                    return value  # type: ignore[return-value]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(self._timeout_message(predicate, value, timeout))
+                self._cond.wait(remaining)
+
+    async def until(self, predicate: Callable[[], T | None | bool], timeout: float = 10.0) -> T:
+        """Await until predicate() is truthy (polled every 10 ms); return its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value  # type: ignore[return-value]
+            if time.monotonic() >= deadline:
+                raise TimeoutError(self._timeout_message(predicate, value, timeout))
+            await asyncio.sleep(0.01)
+
+    async def next_call(
+        self, method: str, chat_id: int | None = None, since: int = 0, timeout: float = 10.0
+    ) -> Call:
+        """Await the first call of method (and chat) with index >= since."""
+
+        def first() -> Call | None:
+            found = self.calls_to(method, chat_id, since)
+            return found[0] if found else None
+
+        first.__name__ = f"next_call({method!r}, chat_id={chat_id}, since={since})"
+        return await self.until(first, timeout)
+
+    def mark(self) -> int:
+        """Return the number of calls so far, for use as ``since``."""
+        with self._lock:
+            return len(self.calls)
+
+    def fail_next(
+        self, method: str, error_code: int, description: str, *, retry_after: int | None = None, times: int = 1
+    ) -> None:
+        """Answer the next `times` calls of method with that error."""
+        with self._cond:
+            queue = self._failures.setdefault(method.lower(), deque())
+            queue.extend(ApiError(error_code, description, retry_after) for _ in range(times))
+
+    def block(self, user_id: int) -> None:
+        """Make sends and edits to the user's chat fail with 403 (the user blocked the bot)."""
+        with self._cond:
+            self._blocked.add(user_id)
+
+    def unblock(self, user_id: int) -> None:
+        """Undo :meth:`block`."""
+        with self._cond:
+            self._blocked.discard(user_id)
+
+    def reset(self) -> None:
+        """Forget chats, calls, updates, blocks and queued failures (keeps counters, files, config)."""
+        with self._cond:
+            self._clear()
+            self._cond.notify_all()
+
+    def get_commands(self, language_code: str = "", scope: dict | None = None) -> list[dict]:
+        """Return the commands set for that language and scope (default scope if None)."""
+        with self._lock:
+            return copy.deepcopy(self.commands.get(self._commands_key(scope, language_code), []))
+
+    # ----------------------------------------------------------------- request handling
+
+    def handle(
+        self, token: str, method: str, params: dict, uploads: dict[str, _Upload], stopping: threading.Event
+    ) -> tuple[int, dict]:
+        """Process one Bot API request; return (HTTP status, JSON body) and record the call."""
+        at = time.monotonic()
+        with self._cond:
+            try:
+                result = self._dispatch(token, method, params, uploads, stopping)
+                status, body = 200, {"ok": True, "result": result}
+            except ApiError as error:
+                status, body = error.error_code, error.body()
+            except Exception as error:  # noqa: BLE001 - a bug in the fake must not kill the bot's request
+                status = 500
+                description = f"Internal Server Error: {type(error).__name__}: {error}"
+                body = {"ok": False, "error_code": 500, "description": description}
+            self.stats[str(status)] += 1
+            recorded = dict(params)
+            for name, upload in uploads.items():
+                recorded[name] = {"upload": upload.filename, "mime_type": upload.mime_type, "size": len(upload.content)}
+            self.calls.append(
+                Call(
+                    index=len(self.calls),
+                    method=method,
+                    params=recorded,
+                    chat_id=_as_int(params.get("chat_id")),
+                    at=at,
+                    response=copy.deepcopy(body),
+                )
+            )
+            self._cond.notify_all()
+            return status, body
+
+    def file_for_path(self, token: str, file_path: str) -> tuple[str, str, bytes] | None:
+        """Return (filename, mime_type, content) for a getFile file_path, or None."""
+        with self._lock:
+            if self.token is not None and token != self.token:
+                return None
+            file_id = self._file_paths.get(file_path)
+            return self.files.get(file_id) if file_id else None
+
+    def _dispatch(
+        self, token: str, method: str, params: dict, uploads: dict[str, _Upload], stopping: threading.Event
+    ) -> Any:
+        """Run the checks common to all methods, then the method itself."""
+        if self.token is not None and token != self.token:
+            raise ApiError(401, "Unauthorized")
+        name = method.lower()
+        handler = _METHODS.get(name)
+        if handler is None:
+            raise ApiError(404, "Not Found: method not found")
+        failures = self._failures.get(name)
+        if failures:
+            raise failures.popleft()
+        if name.startswith(("send", "edit")):
+            chat_id = _as_int(params.get("chat_id"))
+            if chat_id is not None and chat_id in self._blocked:
+                raise ApiError(403, "Forbidden: bot was blocked by the user")
+            self._check_rate_limit()
+        return handler(self, params, uploads, stopping)
+
+    def _check_rate_limit(self) -> None:
+        """Answer 429 when more than rate_limit_per_second sends/edits fall in the last second."""
+        if self.rate_limit_per_second is None:
+            return
+        now = time.monotonic()
+        while self._send_times and now - self._send_times[0] >= 1.0:
+            self._send_times.popleft()
+        if len(self._send_times) >= self.rate_limit_per_second:
+            raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+        self._send_times.append(now)
+
+    # ----------------------------------------------------------------- internals
+
+    def _bot_user(self) -> dict:
+        """Return the bot's User dict."""
+        return {"id": self.bot_id, "is_bot": True, "first_name": "Test Admissions Bot", "username": self.bot_username}
+
+    def _history_entries(self, chat_id: int) -> list[dict]:
+        """Return the live history list of a chat (empty if unknown)."""
+        chat = self._chats.get(chat_id)
+        return chat.history if chat else []
+
+    def _take_message_id(self, chat_id: int) -> int:
+        """Return the next message id in a chat (never reused, even after reset)."""
+        message_id = self._next_message_id.get(chat_id, 1)
+        self._next_message_id[chat_id] = message_id + 1
+        return message_id
+
+    def _find_entry(self, chat: _Chat, message_id: Any) -> dict | None:
+        """Return the history entry of a message id, or None."""
+        return next((e for e in chat.history if e["message"]["message_id"] == message_id), None)
+
+    def _chat(self, params: dict) -> _Chat:
+        """Return the chat named by params["chat_id"], or raise 'chat not found'."""
+        chat_id = params.get("chat_id")
+        if chat_id is None or chat_id == "":
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        chat = self._chats.get(_as_int(chat_id))  # type: ignore[arg-type]
+        if chat is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        return chat
+
+    def _bot_entry_to_edit(self, params: dict) -> dict:
+        """Return the bot message addressed by chat_id + message_id for editing."""
+        if params.get("inline_message_id"):
+            raise ApiError(400, "Bad Request: message to edit not found")
+        chat = self._chat(params)
+        entry = self._find_entry(chat, _as_int(params.get("message_id")))
+        if entry is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        if entry["from"] != "bot":
+            raise ApiError(400, "Bad Request: message can't be edited")
+        return entry
+
+    def _new_bot_message(self, chat: _Chat, content: dict) -> dict:
+        """Append a bot message with that content to the chat; return a copy of it."""
+        message = {
+            "message_id": self._take_message_id(chat.chat["id"]),
+            "from": self._bot_user(),
+            "chat": copy.deepcopy(chat.chat),
+            "date": int(time.time()),
+            **content,
+        }
+        chat.history.append({"from": "bot", "message": message})
+        return copy.deepcopy(message)
+
+    @staticmethod
+    def _markup(params: dict) -> dict | None:
+        """Return the validated reply_markup parameter (None if absent)."""
+        markup = params.get("reply_markup")
+        if markup is None:
+            return None
+        if not isinstance(markup, dict):
+            raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+        for row in markup.get("inline_keyboard") or []:
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and (not data or len(str(data).encode()) > MAX_CALLBACK_DATA_BYTES):
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                if not str(button.get("text", "")).strip():
+                    raise ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
+        return markup
+
+    @staticmethod
+    def _text_content(params: dict, key: str = "text") -> dict:
+        """Return text/parse_mode/entities content from params, validated like Telegram."""
+        text = params.get(key)
+        if text is None or not isinstance(text, str) or not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        parse_mode = params.get("parse_mode") or None
+        visible = _visible_text(text, parse_mode)
+        if not visible.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if len(visible) > MAX_TEXT_LENGTH:
+            raise ApiError(400, "Bad Request: message is too long")
+        content: dict[str, Any] = {"text": text}
+        if parse_mode:
+            content["parse_mode"] = parse_mode
+        if params.get("entities"):
+            content["entities"] = params["entities"]
+        return content
+
+    @staticmethod
+    def _caption_content(params: dict) -> dict:
+        """Return caption/parse_mode/caption_entities content from params, validated."""
+        caption = params.get("caption")
+        if not caption:
+            return {}
+        parse_mode = params.get("parse_mode") or None
+        if len(_visible_text(str(caption), parse_mode)) > MAX_CAPTION_LENGTH:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        content: dict[str, Any] = {"caption": caption}
+        if parse_mode:
+            content["parse_mode"] = parse_mode
+        if params.get("caption_entities"):
+            content["caption_entities"] = params["caption_entities"]
+        return content
+
+    def _upload(self, name: str, params: dict, uploads: dict[str, _Upload]) -> tuple[str, _Upload]:
+        """Resolve a file parameter (multipart part, attach://, or file_id) to (file_id, upload)."""
+        value = params.get(name)
+        upload = uploads.get(name)
+        if upload is None and isinstance(value, str) and value.startswith("attach://"):
+            upload = uploads.get(value[len("attach://") :])
+            if upload is None:
+                raise ApiError(400, f"Bad Request: file must be non-empty (no part {value!r})")
+        if upload is not None:
+            if not upload.content:
+                raise ApiError(400, "Bad Request: file must be non-empty")
+            return self._store_file(upload), upload
+        if isinstance(value, str) and value in self.files:
+            filename, mime_type, content = self.files[value]
+            return value, _Upload(filename, mime_type, content)
+        if not value:
+            raise ApiError(400, f"Bad Request: there is no {name} in the request")
+        raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+
+    def _store_file(self, upload: _Upload) -> str:
+        """Store uploaded bytes under a new file_id; return it."""
+        number = self._next_file
+        self._next_file += 1
+        file_id = f"BQACAgIAAxkBAAIL{number:06d}{self.bot_id}"
+        extension = upload.filename.rsplit(".", 1)[1] if "." in upload.filename else "bin"
+        path = f"files/file_{number}.{extension}"
+        self.files[file_id] = (upload.filename, upload.mime_type, upload.content)
+        self._file_meta[file_id] = {"file_unique_id": f"AgADL{number:06d}", "file_path": path}
+        self._file_paths[path] = file_id
+        return file_id
+
+    @staticmethod
+    def _commands_key(scope: Any, language_code: Any) -> tuple[str, str]:
+        """Return the key commands are kept under: (scope JSON, language code)."""
+        scope = scope if isinstance(scope, dict) and scope else {"type": "default"}
+        return json.dumps(scope, sort_keys=True), str(language_code or "")
+
+    def _timeout_message(self, predicate: Callable[..., Any], value: Any, timeout: float) -> str:
+        """Describe a timed-out wait: what was awaited, the last value, and the recent calls."""
+        name = getattr(predicate, "__name__", repr(predicate))
+        with self._lock:
+            recent = self.calls[-10:]
+            lines = [
+                f"  #{c.index} {c.method}(chat_id={c.chat_id}) -> "
+                + ("ok" if c.ok else f"{c.response.get('error_code')} {c.response.get('description')}")
+                for c in recent
+            ]
+            pending = len(self._updates)
+        return (
+            f"condition {name} not met within {timeout:.1f}s (last value {value!r}); "
+            f"{len(self.calls)} calls, {pending} unconfirmed updates; last calls:\n"
+            + ("\n".join(lines) or "  (none)")
+        )
+
+    # ----------------------------------------------------------------- Bot API methods
+
+    def _get_me(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """getMe."""
+        return {
+            **self._bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    def _true(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """logOut, close, sendChatAction-like methods that just answer True."""
+        return True
+
+    def _set_webhook(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """setWebhook: remember the URL (getUpdates then answers 409)."""
+        self.webhook_url = str(params.get("url") or "")
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    def _delete_webhook(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """deleteWebhook (drop_pending_updates honoured)."""
+        self.webhook_url = ""
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    def _get_webhook_info(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """getWebhookInfo."""
+        return {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+
+    def _get_updates(self, params: dict, uploads: dict, stopping: threading.Event) -> list[dict]:
+        """getUpdates: confirm by offset, then return pending updates, long-polling up to timeout."""
+        if self.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = _as_int(params.get("offset")) or 0
+        limit = max(1, min(100, _as_int(params.get("limit")) or 100))
+        timeout = params.get("timeout") or 0
+        timeout = float(timeout) if isinstance(timeout, (int, float)) else 0.0
+        if offset > 0:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        elif offset < 0:
+            self._updates = self._updates[offset:]
+        deadline = time.monotonic() + timeout
+        while not self._updates and not stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._cond.wait(remaining)
+        return copy.deepcopy(self._updates[:limit])
+
+    def _send_message(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """sendMessage."""
+        chat = self._chat(params)
+        content = self._text_content(params)
+        markup = self._markup(params)
+        if markup is not None:
+            content["reply_markup"] = markup
+        if isinstance(params.get("link_preview_options"), dict):
+            content["link_preview_options"] = params["link_preview_options"]
+        return self._new_bot_message(chat, content)
+
+    def _edit_message_text(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """editMessageText (a missing reply_markup removes the keyboard, as in Telegram)."""
+        entry = self._bot_entry_to_edit(params)
+        message = entry["message"]
+        if "text" not in message:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        content = self._text_content(params)
+        markup = self._markup(params)
+        if (
+            content["text"] == message.get("text")
+            and content.get("parse_mode") == message.get("parse_mode")
+            and content.get("entities") == message.get("entities")
+            and markup == message.get("reply_markup")
+        ):
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message",
+            )
+        for key in ("text", "parse_mode", "entities", "reply_markup"):
+            message.pop(key, None)
+        message.update(content)
+        if markup is not None:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        return copy.deepcopy(message)
+
+    def _edit_message_caption(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """editMessageCaption."""
+        entry = self._bot_entry_to_edit(params)
+        message = entry["message"]
+        if "text" in message:
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        content = self._caption_content(params)
+        markup = self._markup(params)
+        if content.get("caption") == message.get("caption") and markup == message.get("reply_markup"):
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message",
+            )
+        for key in ("caption", "parse_mode", "caption_entities", "reply_markup"):
+            message.pop(key, None)
+        message.update(content)
+        if markup is not None:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        return copy.deepcopy(message)
+
+    def _edit_message_reply_markup(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """editMessageReplyMarkup (no reply_markup removes the keyboard)."""
+        entry = self._bot_entry_to_edit(params)
+        message = entry["message"]
+        markup = self._markup(params)
+        empty = markup == {"inline_keyboard": []}
+        if markup == message.get("reply_markup") or (empty and "reply_markup" not in message):
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message",
+            )
+        message.pop("reply_markup", None)
+        if markup is not None and markup.get("inline_keyboard") != []:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        return copy.deepcopy(message)
+
+    def _delete_message(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """deleteMessage (bot or user message in the private chat)."""
+        chat = self._chat(params)
+        entry = self._find_entry(chat, _as_int(params.get("message_id")))
+        if entry is None:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        chat.history.remove(entry)
+        return True
+
+    def _answer_callback_query(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """answerCallbackQuery: record text/show_alert/url per query id (each query answered once)."""
+        query_id = str(params.get("callback_query_id") or "")
+        if query_id not in self._callbacks or query_id in self.callback_answers:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        self.callback_answers[query_id] = {
+            "text": params.get("text"),
+            "show_alert": bool(params.get("show_alert")),
+            "url": params.get("url"),
+            "cache_time": params.get("cache_time"),
+        }
+        return True
+
+    def _set_my_commands(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """setMyCommands, kept per (scope, language_code)."""
+        commands = params.get("commands")
+        if not isinstance(commands, list):
+            raise ApiError(400, "Bad Request: can't parse commands JSON object")
+        for command in commands:
+            name = str(command.get("command", ""))
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", name):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description", ""))) <= 256:
+                raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        self.commands[self._commands_key(params.get("scope"), params.get("language_code"))] = copy.deepcopy(commands)
+        return True
+
+    def _get_my_commands(self, params: dict, uploads: dict, stopping: threading.Event) -> list[dict]:
+        """getMyCommands."""
+        key = self._commands_key(params.get("scope"), params.get("language_code"))
+        return copy.deepcopy(self.commands.get(key, []))
+
+    def _delete_my_commands(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """deleteMyCommands."""
+        self.commands.pop(self._commands_key(params.get("scope"), params.get("language_code")), None)
+        return True
+
+    def _set_chat_menu_button(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """setChatMenuButton (per chat, or the default when chat_id is absent)."""
+        chat_id = _as_int(params.get("chat_id"))
+        if chat_id is not None:
+            self._chat(params)
+        button = params.get("menu_button")
+        self.menu_buttons[chat_id] = button if isinstance(button, dict) else {"type": "default"}
+        return True
+
+    def _get_chat_menu_button(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """getChatMenuButton."""
+        chat_id = _as_int(params.get("chat_id"))
+        return copy.deepcopy(self.menu_buttons.get(chat_id) or self.menu_buttons.get(None) or {"type": "commands"})
+
+    def _send_chat_action(self, params: dict, uploads: dict, stopping: threading.Event) -> bool:
+        """sendChatAction."""
+        self._chat(params)
+        if not params.get("action"):
+            raise ApiError(400, "Bad Request: wrong parameter action in request")
+        return True
+
+    def _send_document(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """sendDocument (multipart upload, attach://, or an existing file_id)."""
+        chat = self._chat(params)
+        content = self._caption_content(params)
+        markup = self._markup(params)
+        file_id, upload = self._upload("document", params, uploads)
+        content["document"] = {
+            "file_id": file_id,
+            "file_unique_id": self._file_meta[file_id]["file_unique_id"],
+            "file_name": upload.filename,
+            "mime_type": upload.mime_type,
+            "file_size": len(upload.content),
+        }
+        if markup is not None:
+            content["reply_markup"] = markup
+        return self._new_bot_message(chat, content)
+
+    def _send_photo(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """sendPhoto (PNG/JPEG/GIF/WEBP only, like Telegram's image processing)."""
+        chat = self._chat(params)
+        content = self._caption_content(params)
+        markup = self._markup(params)
+        file_id, upload = self._upload("photo", params, uploads)
+        size = _image_size(upload.content)
+        if size is None:
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        width, height = size
+        content["photo"] = [
+            {
+                "file_id": file_id,
+                "file_unique_id": self._file_meta[file_id]["file_unique_id"],
+                "width": width,
+                "height": height,
+                "file_size": len(upload.content),
+            }
+        ]
+        if markup is not None:
+            content["reply_markup"] = markup
+        return self._new_bot_message(chat, content)
+
+    def _get_file(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
+        """getFile: file_path is served under /file/bot<token>/<file_path>."""
+        file_id = str(params.get("file_id") or "")
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        meta = self._file_meta[file_id]
+        return {
+            "file_id": file_id,
+            "file_unique_id": meta["file_unique_id"],
+            "file_size": len(self.files[file_id][2]),
+            "file_path": meta["file_path"],
+        }
+
+
+_METHODS: dict[str, Callable[[BotApiState, dict, dict, threading.Event], Any]] = {
+    "getme": BotApiState._get_me,
+    "logout": BotApiState._true,
+    "close": BotApiState._true,
+    "setwebhook": BotApiState._set_webhook,
+    "deletewebhook": BotApiState._delete_webhook,
+    "getwebhookinfo": BotApiState._get_webhook_info,
+    "getupdates": BotApiState._get_updates,
+    "sendmessage": BotApiState._send_message,
+    "editmessagetext": BotApiState._edit_message_text,
+    "editmessagecaption": BotApiState._edit_message_caption,
+    "editmessagereplymarkup": BotApiState._edit_message_reply_markup,
+    "deletemessage": BotApiState._delete_message,
+    "answercallbackquery": BotApiState._answer_callback_query,
+    "setmycommands": BotApiState._set_my_commands,
+    "getmycommands": BotApiState._get_my_commands,
+    "deletemycommands": BotApiState._delete_my_commands,
+    "setchatmenubutton": BotApiState._set_chat_menu_button,
+    "getchatmenubutton": BotApiState._get_chat_menu_button,
+    "sendchataction": BotApiState._send_chat_action,
+    "senddocument": BotApiState._send_document,
+    "sendphoto": BotApiState._send_photo,
+    "getfile": BotApiState._get_file,
+}
+
+
+def _parse_request(content_type: str, body: bytes, query: str) -> tuple[dict, dict[str, _Upload]]:
+    """Decode query string and body (form, JSON or multipart) into (params, uploads)."""
+    raw: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+    uploads: dict[str, _Upload] = {}
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/json" and body.strip():
+        try:
+            decoded = json.loads(body)
+        except ValueError as error:
+            raise ApiError(400, f"Bad Request: can't parse JSON: {error}") from None
+        if isinstance(decoded, dict):
+            raw.update(decoded)
+    elif kind == "application/x-www-form-urlencoded" or (not kind and body):
+        raw.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    elif kind == "multipart/form-data":
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not name:
+                continue
+            payload = part.get_payload(decode=True) or b""
+            filename = part.get_filename()
+            if filename is None:
+                raw[str(name)] = payload.decode("utf-8", "replace")
+                continue
+            mime_type = part.get_content_type()
+            if mime_type in ("text/plain", "application/octet-stream"):
+                mime_type = mimetypes.guess_type(filename)[0] or mime_type
+            uploads[str(name)] = _Upload(str(filename), mime_type, payload)
+    params = {name: _decode_value(name, value) for name, value in raw.items()}
+    return params, uploads
+
+
+class _HttpServer(ThreadingHTTPServer):
+    """The HTTP server; knows its state, whether it is stopping, and its open connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: BotApiState) -> None:
+        """Bind to address, serving state."""
+        self.state = state
+        self.stopping = threading.Event()
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes /bot<token>/<method> and /file/bot<token>/<file_path>."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive connections
+    server: _HttpServer
+
+    def setup(self) -> None:
+        """Track the connection so stop() can close idle keep-alive sockets."""
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        """Forget the connection."""
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        """Handle GET."""
+        self._route()
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        """Handle POST."""
+        self._route()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from base
+        """Stay quiet."""
+
+    def _read_body(self) -> bytes:
+        """Read the request body (Content-Length or chunked)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _route(self) -> None:
+        """Dispatch to the Bot API or the file route."""
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        body = self._read_body()
+        state = self.server.state
+        if match := _FILE_ROUTE.match(path):
+            found = state.file_for_path(match["token"], match["path"])
+            if found is None:
+                self._send(404, _NOT_FOUND, "application/json")
+            else:
+                self._send(200, found[2], found[1])
+            return
+        if not (match := _BOT_ROUTE.match(path)):
+            self._send(404, _NOT_FOUND, "application/json")
+            return
+        try:
+            params, uploads = _parse_request(self.headers.get("Content-Type", ""), body, url.query)
+        except ApiError as error:
+            self._send(error.error_code, json.dumps(error.body()).encode(), "application/json")
+            return
+        status, answer = state.handle(match["token"], match["method"], params, uploads, self.server.stopping)
+        self._send(status, json.dumps(answer, ensure_ascii=False).encode(), "application/json")
+
+    def _send(self, status: int, payload: bytes, content_type: str) -> None:
+        """Write a complete response."""
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            if self.server.stopping.is_set():
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            self.close_connection = True
+
+
+class BotApiServer:
+    """Serves a :class:`BotApiState` over HTTP from a background daemon thread."""
+
+    def __init__(self, state: BotApiState | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Prepare a server (nothing is bound until :meth:`start`)."""
+        self.state = state if state is not None else BotApiState()
+        self.host = host
+        self._port = port
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one before start)."""
+        return self._httpd.server_address[1] if self._httpd else self._port
+
+    @property
+    def base_url(self) -> str:
+        """Bot API base URL for PTB's ``base_url`` (PTB appends the token)."""
+        return f"http://{self.host}:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """File base URL for PTB's ``base_file_url``."""
+        return f"http://{self.host}:{self.port}/file/bot"
+
+    def start(self) -> BotApiServer:
+        """Bind and serve in a daemon thread; return self."""
+        if self._httpd is not None:
+            raise RuntimeError("server already started")
+        self._httpd = _HttpServer((self.host, self._port), self.state)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"localapi:{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Wake long polls, stop serving, close connections and join the thread."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.stopping.set()
+        with self.state._cond:
+            self.state._cond.notify_all()
+        httpd.shutdown()
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            with httpd.connections_lock:
+                idle = not httpd.connections
+            if idle:
+                break
+            with httpd.connections_lock:
+                for connection in list(httpd.connections):
+                    try:
+                        connection.shutdown(socket.SHUT_RD)
+                    except OSError:
+                        pass
+            time.sleep(0.01)
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=1.0)
+        self._port = httpd.server_address[1]
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> BotApiServer:
+        """Start on entering a ``with`` block."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop on leaving a ``with`` block."""
+        self.stop()
