@@ -1,0 +1,341 @@
+"""The command line: `python -m bot [--config PATH] <command> ...`.
+
+This module only parses arguments, opens the engine and one transaction, calls the domain and
+prints. Texts come from bot/locales/<lang>/cli.toml. To add a command, write one
+`cmd_<name>(cli, args) -> int` function (sync or async) and add one line to COMMANDS.
+
+Exit codes: 0 done, 1 bad input or nothing to do it with (nothing was changed), 2 configuration
+or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Config, ConfigError, load_config
+from bot.i18n import Texts, format_number
+from models.importing import ImportCounts, ImportProblems, import_admissions, import_targets, import_units
+
+DEFAULT_CONFIG = Path("config.toml")
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A failure to report as one message on stderr, with the exit code to use."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class Cli:
+    """What every command gets: the configuration, the texts in its language and the clock."""
+
+    config: Config
+    config_path: Path
+    texts: Texts
+    lang: str
+    clock: Clock
+
+    def t(self, key: str, /, **values: Any) -> str:
+        """Return the `cli.<key>` text; whole numbers are formatted the language's way."""
+        shown = {k: format_number(v, self.lang) if isinstance(v, int) and not isinstance(v, bool) else v
+                 for k, v in values.items()}
+        return self.texts.get(f"cli.{key}", self.lang, **shown)
+
+    def out(self, text: str) -> None:
+        """Print to stdout."""
+        print(text, flush=True)
+
+    def err(self, text: str) -> None:
+        """Print to stderr."""
+        print(text, file=sys.stderr, flush=True)
+
+    @property
+    def safe_url(self) -> str:
+        """Return the database URL without its password."""
+        return make_url(self.config.database.url).render_as_string(hide_password=True)
+
+
+# Database helpers -----------------------------------------------------------------------------
+
+
+def _schema_state(conn: Connection, url: str) -> str:
+    """Return "missing", "outdated" or "ok" for the schema the connection sees."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from models.db import alembic_config
+
+    if not sa_inspect(conn).has_table("unit"):
+        return "missing"
+    current = set(MigrationContext.configure(conn).get_current_heads())
+    if not current:  # made without Alembic (create_all): accept it as it is
+        return "ok"
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    return "ok" if current == heads else "outdated"
+
+
+def _db_error(cli: Cli, exc: DBAPIError) -> CliError:
+    detail = str(exc.orig or exc).strip().splitlines()
+    return CliError(cli.t("db_error", url=cli.safe_url, error=detail[0] if detail else type(exc).__name__))
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).expanduser().exists()
+
+
+async def in_transaction(cli: Cli, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on an initialised database (rolled back if it raises)."""
+    from models.db import create_engine_for, session_factory
+
+    url = cli.config.database.url
+    not_ready = CliError(cli.t("db_not_initialised", url=cli.safe_url, config=cli.config_path))
+    if _sqlite_file_missing(url):  # do not leave an empty file behind
+        raise not_ready
+    engine = create_engine_for(url)
+    try:
+        async with engine.connect() as conn:
+            state = await conn.run_sync(_schema_state, url)
+        if state == "missing":
+            raise not_ready
+        if state == "outdated":
+            raise CliError(cli.t("db_outdated", url=cli.safe_url, config=cli.config_path))
+        async with session_factory(engine).begin() as session:
+            return await work(session)
+    except (OperationalError, DBAPIError) as exc:
+        raise _db_error(cli, exc) from None
+    finally:
+        await engine.dispose()
+
+
+def read_file(cli: Cli, path: Path) -> bytes:
+    """Return the bytes of an input file, or raise a CliError saying why not."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CliError(cli.t("file_not_found", path=path)) from None
+    except OSError as exc:
+        raise CliError(cli.t("file_unreadable", path=path, error=exc.strerror or exc)) from None
+
+
+def problems_text(cli: Cli, path: Path, problems: Sequence[tuple[int, str, str]]) -> str:
+    """Return the list of problems of a file, one line each, headed by a count of bad lines."""
+    lines = [cli.t("problems", path=path, count=len({line for line, _, _ in problems}))]
+    for line, key, detail in problems:
+        try:
+            problem = cli.texts.get(f"cli.problem.{key}", cli.lang, detail=detail)
+        except KeyError:
+            problem = f"{key} {detail}".strip()
+        lines.append(cli.t("problem_line", line=str(line), problem=problem))
+    return "\n".join(lines)
+
+
+# Commands -------------------------------------------------------------------------------------
+
+
+def cmd_init(cli: Cli, args: argparse.Namespace) -> int:
+    """Create or migrate the database to the newest schema."""
+    from alembic.script import ScriptDirectory
+
+    from models.db import alembic_config, migrate
+
+    url = cli.config.database.url
+    try:
+        migrate(url)
+    except DBAPIError as exc:
+        raise _db_error(cli, exc) from None
+    head = ", ".join(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    cli.out(cli.t("init_done", url=cli.safe_url, revision=head))
+    return 0
+
+
+def _importer(
+    summary: str, work: Callable[[Cli, AsyncSession, bytes], Awaitable[ImportCounts]]
+) -> Callable[[Cli, argparse.Namespace], Awaitable[int]]:
+    """Build an import command: read the file, run `work` in one transaction, print the summary."""
+
+    async def command(cli: Cli, args: argparse.Namespace) -> int:
+        data = read_file(cli, args.file)
+        try:
+            counts = await in_transaction(cli, lambda session: work(cli, session, data))
+        except ImportProblems as exc:
+            cli.err(problems_text(cli, args.file, exc.problems))
+            return 1
+        cli.out(cli.t(summary, **vars(counts)))
+        return 0
+
+    return command
+
+
+async def _admissions(cli: Cli, session: AsyncSession, data: bytes) -> ImportCounts:
+    now = cli.clock.now()
+    return await import_admissions(session, data, today=now.astimezone(cli.config.bot.tz).date(), now=now)
+
+
+cmd_import_units = _importer("units_done", lambda cli, session, data: import_units(session, data))
+cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(session, data))
+cmd_import_admissions = _importer("admissions_done", _admissions)
+
+
+async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
+    """Create a single-use invite; its code alone is the last line printed."""
+    from models.entities import Role
+    from models.people import create_invite
+    from models.units import unit_by_code
+
+    choices = [role.value for role in Role]
+    role_text = args.role.strip().lower()
+    if role_text not in choices:
+        raise CliError(cli.t("bad_role", role=args.role, choices=", ".join(choices)))
+    role = Role(role_text)
+    now = cli.clock.now()
+
+    async def work(session: AsyncSession) -> tuple[Any, str]:
+        unit = await unit_by_code(session, args.unit_code.strip())
+        if unit is None:
+            raise CliError(cli.t("unknown_unit", code=args.unit_code))
+        return unit, await create_invite(session, unit, role, now, cli.config.bot.invite_days)
+
+    unit, code = await in_transaction(cli, work)
+    expires = (now + timedelta(days=cli.config.bot.invite_days)).astimezone(cli.config.bot.tz)
+    cli.out(cli.t("invite_unit", name=unit.name, code=unit.code))
+    cli.out(cli.t("invite_role", role=cli.t(f"role.{role.value}")))
+    cli.out(cli.t("invite_expires", expires=expires.strftime("%d/%m/%Y %H:%M"), timezone=cli.config.bot.timezone))
+    username = cli.config.telegram.bot_username
+    if username:
+        cli.out(cli.t("invite_link", link=f"https://t.me/{username}?start={code}"))
+    else:
+        cli.out(cli.t("invite_no_link", code=code))
+    cli.out(cli.t("invite_code"))
+    cli.out(code)
+    return 0
+
+
+def no_token(config: Config, texts: Texts | None = None) -> int:
+    """Explain, in Vietnamese and English, how to get a bot token and where to put it; return 1."""
+    texts = texts or Texts.load()
+    where = config.path or DEFAULT_CONFIG
+    for lang in ("vi", "en"):
+        print(texts.get("cli.no_token", lang, config=where), file=sys.stderr)
+        print(file=sys.stderr)
+    return 1
+
+
+def cmd_run(cli: Cli, args: argparse.Namespace) -> int:
+    """Run the bot (long polling) until interrupted."""
+    if not cli.config.has_token:
+        return no_token(cli.config, cli.texts)
+    from bot.app import run_bot
+
+    run_bot(cli.config)
+    return 0
+
+
+# The table of commands ------------------------------------------------------------------------
+
+Runner = Callable[[Cli, argparse.Namespace], "int | Awaitable[int]"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its function, its positional arguments, and optionally more argparse setup.
+
+    Help texts come from the catalog: `cli.help.<name with _>` and `cli.arg.<argument>`. `setup`,
+    when given, adds options: it gets the subparser and a lookup of `cli.<key>` help texts.
+    """
+
+    run: Runner
+    arguments: tuple[str, ...] = ()
+    setup: Callable[[argparse.ArgumentParser, Callable[[str], str]], None] | None = None
+
+
+COMMANDS: dict[str, Command] = {
+    "init": Command(cmd_init),
+    "import-units": Command(cmd_import_units, ("file",)),
+    "import-targets": Command(cmd_import_targets, ("file",)),
+    "import-admissions": Command(cmd_import_admissions, ("file",)),
+    "invite": Command(cmd_invite, ("unit_code", "role")),
+    "run": Command(cmd_run),
+}
+
+_ARGUMENT_TYPES: dict[str, Callable[[str], Any]] = {"file": Path}
+
+
+def build_parser(texts: Texts, lang: str) -> argparse.ArgumentParser:
+    """Return the argument parser with every command of COMMANDS, its help in `lang`."""
+
+    def t(key: str) -> str:
+        return texts.get(f"cli.{key}", lang).replace("%", "%%")
+
+    parser = argparse.ArgumentParser(prog="python -m bot", description=t("description"), epilog=t("epilog"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="PATH", help=t("help.config"))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title=t("commands"), required=True)
+    for name, command in COMMANDS.items():
+        help_text = t(f"help.{name.replace('-', '_')}")
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        for argument in command.arguments:
+            child.add_argument(
+                argument, metavar=argument.upper(), type=_ARGUMENT_TYPES.get(argument, str), help=t(f"arg.{argument}")
+            )
+        if command.setup is not None:
+            command.setup(child, t)
+        child.set_defaults(command_spec=command)
+    return parser
+
+
+def _config_path(argv: Sequence[str]) -> Path:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    known, _ = pre.parse_known_args(argv)
+    return known.config
+
+
+def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
+    """Parse the command line, run the command and return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    texts = Texts.load()
+    path = _config_path(argv)
+    config: Config | None = None
+    error: ConfigError | None = None
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        error = exc
+    lang = config.bot.language if config else "vi"
+    args = build_parser(texts, lang).parse_args(argv)  # --help and usage errors exit here
+    if config is None:
+        print(texts.get("cli.config_error", lang, path=path, message=error), file=sys.stderr)
+        return 2
+    cli = Cli(config=config, config_path=args.config, texts=texts, lang=lang, clock=clock or Clock())
+    try:
+        result = args.command_spec.run(cli, args)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_finish(result))
+        return int(result)
+    except CliError as exc:
+        cli.err(exc.message)
+        return exc.code
+
+
+async def _finish(result: Awaitable[int]) -> int:
+    return await result
