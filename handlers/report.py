@@ -179,6 +179,8 @@ def _cell_choice(tr: Translator, cells: list[Unit]) -> tuple[str, InlineKeyboard
 async def start_report(update: Update, context: BotContext) -> int:
     """Start a report: pick the cell (if several), then ask step by step, or take the one-line form."""
     assert update.effective_message is not None
+    if update.callback_query is not None:
+        await update.callback_query.answer()
     async with context.transaction() as session:
         person = await current_person(session, update)
         cells = Scope(person).reporting_cells() if person else []
@@ -188,7 +190,8 @@ async def start_report(update: Update, context: BotContext) -> int:
         await update.effective_message.reply_text(tr("report.not_secretary"))
         return END
     context.user_data[DRAFT] = draft = {"ref": uuid.uuid4().hex}  # type: ignore[index]
-    line = _text(update).split(maxsplit=1)[1] if len(_text(update).split(maxsplit=1)) > 1 else ""
+    words = _text(update).split(maxsplit=1) if update.callback_query is None else []
+    line = words[1] if len(words) > 1 else ""
     if line:
         problem = _parse_one_line(tr, line, today(context), draft)
         if problem:
@@ -200,6 +203,11 @@ async def start_report(update: Update, context: BotContext) -> int:
         text, markup = _cell_choice(tr, cells)
         await update.effective_message.reply_text(text, reply_markup=markup)
         return CELL
+    if update.callback_query is not None:  # keep the message the button was on; ask below it
+        draft["unit_id"], draft["cell_name"] = cell_rows[0]
+        text, markup = _question(tr, NAME, draft)
+        await update.effective_message.reply_text(text, reply_markup=markup)
+        return NAME
     draft["unit_id"], draft["cell_name"] = cell_rows[0]
     return await _ask(update, context, CONFIRM if draft.get("complete") else NAME)
 
@@ -499,7 +507,11 @@ def build_handlers() -> list[BaseHandler]:
         return CallbackQueryHandler(_remember(state, callback), pattern=pattern)
 
     conversation = ConversationHandler(
-        entry_points=[CommandHandler("report", _remember(NAME, start_report))],
+        entry_points=[
+            CommandHandler("report", _remember(NAME, start_report)),
+            # "Report now" buttons elsewhere (e.g. the weekly reminder) start the same conversation.
+            CallbackQueryHandler(_remember(NAME, start_report), pattern=r"^report:start$"),
+        ],
         states={
             CELL: step(CELL, on_button(CELL, r"^report:cell:\d+$", choose_cell), on_text(CELL, use_buttons)),
             NAME: step(NAME, on_text(NAME, take_name)),

@@ -238,3 +238,12 @@ async def test_removed_assignment_cannot_save(secretary) -> None:
     text = (await bot.tap(SECRETARY, "✅"))[0]["text"]
     assert "không có quyền" in text
     assert await bot.all_admissions() == []
+
+
+async def test_report_now_button_elsewhere_starts_the_conversation(secretary) -> None:
+    bot = secretary
+    message = bot.api.last_message(SECRETARY)
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(SECRETARY, message["message_id"], "report:start"))
+    assert "họ và tên" in bot.replies(SECRETARY, mark)[0]["text"]
+    assert "Năm sinh" in (await bot.say(SECRETARY, "Lò Thị Hoa"))[0]["text"]
