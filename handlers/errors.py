@@ -30,9 +30,12 @@ async def on_error(update: object, context: BotContext) -> None:
     logger.error("Unhandled error while processing %s", where or type(update).__name__, exc_info=error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
-    try:
-        if update.callback_query is not None:
+    if update.callback_query is not None:
+        try:
             await update.callback_query.answer()
+        except Exception:  # noqa: BLE001 - it may have been answered before the failure
+            pass
+    try:
         await context.bot.send_message(update.effective_chat.id, translator(context, update)("common.error"))
     except Exception:  # noqa: BLE001 - the apology is best effort
         logger.warning("Could not send the apology", exc_info=False)

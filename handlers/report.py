@@ -216,7 +216,7 @@ def _parse_one_line(tr: Translator, line: str, on: date, draft: dict[str, Any]) 
     """Fill `draft` from `name, birth year, sex, date[, ethnicity[, decision]]`; return a problem text or None."""
     parts = [p.strip() for p in line.split(",")]
     if not 4 <= len(parts) <= 6:
-        return tr("report.invalid.empty", example=esc(tr("report.example.name") + ", 1998, nữ, " + tr("report.example.date")))
+        return tr("report.invalid.empty", example=esc(tr("report.example.one_line")))
     steps = [
         ("name", lambda v: draft.__setitem__("full_name", clean_name(v))),
         ("birth_year", lambda v: draft.__setitem__("birth_year", parse_birth_year(v, on))),

@@ -41,6 +41,9 @@ def ensure_sqlite_folder(url: str) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # The sqlite3 driver's own transaction handling would let a SAVEPOINT's RELEASE commit the
+    # whole transaction; take control and emit BEGIN ourselves (SQLAlchemy's documented recipe).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -49,9 +52,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    # IMMEDIATE takes the write lock up front: concurrent transactions wait (busy_timeout) instead
+    # of failing when a read turns into a write after another connection committed.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _install_pragmas(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
 
 
 def create_engine_for(url: str, **kwargs: object) -> AsyncEngine:

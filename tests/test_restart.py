@@ -39,3 +39,25 @@ async def test_repeated_update_is_not_processed_twice(harness) -> None:
     assert len(await bot.counted_admissions()) == 1
     sent = [c for c in bot.api.calls[mark:] if c.method in ("editMessageText", "sendMessage") and c.chat_id == 1001]
     assert len(sent) == 1  # only the /help answer
+
+
+async def test_failure_mid_save_leaves_nothing_half_written_and_no_error_text(harness, monkeypatch) -> None:
+    import handlers.report
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    message_id, data = bot.api.find_button(1001, "✅")
+
+    async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away: SECRET-DETAIL")
+
+    monkeypatch.setattr(handlers.report, "progress_of", broken)
+    replies = await bot.tap(1001, "✅")
+    assert any("sự cố" in r["text"] for r in replies)
+    assert all("SECRET-DETAIL" not in r["text"] and "RuntimeError" not in r["text"] for r in replies)
+    assert await bot.all_admissions() == []  # the insert was rolled back with the transaction
+    monkeypatch.undo()
+    # the card is still there and the draft was kept: the second tap saves exactly once
+    await bot.settle(bot.api.push_callback(1001, message_id, data))
+    assert len(await bot.counted_admissions()) == 1
