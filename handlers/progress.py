@@ -15,7 +15,7 @@ from models.units import unit_by_id
 
 COMMANDS = {"progress": "progress.commands.progress"}
 HELP = ((None, "progress.help"),)
-TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")
+TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")  # catalog: words typed in, not shown
 
 
 def parse_period_argument(args: list[str], year: int) -> tuple[Period | None, bool]:
