@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import ModuleType
@@ -26,6 +28,7 @@ from bot.context import BotContext, BotData
 from bot.i18n import Texts
 from bot.logs import configure_logging
 from bot.persistence import DatabasePersistence
+from bot.polling import Poller
 from handlers import errors, progress, registration, report, undo
 from handlers.common import translator
 from models.db import create_engine_for, session_factory
@@ -123,6 +126,7 @@ def build_application(config: Config, *, clock: Clock | None = None, rate_limit:
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .concurrent_updates(False)  # one update at a time: per-update transactions stay simple
+        .updater(None)  # bot.polling.Poller confirms an update only after it was handled
     )
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
@@ -154,7 +158,34 @@ def register_handlers(application: Application, features: Sequence[ModuleType]) 
 
 
 def run_bot(config: Config) -> None:
-    """Run the bot with long polling until interrupted."""
+    """Run the bot with long polling until interrupted (Ctrl+C or SIGTERM)."""
     configure_logging()
-    application = build_application(config)
-    application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+    asyncio.run(serve(build_application(config)))
+
+
+async def serve(application: Application, stop: asyncio.Event | None = None) -> None:  # type: ignore[type-arg]
+    """Start the application and the poller; stop cleanly on SIGINT/SIGTERM or when `stop` is set."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or not supported
+            pass
+    poller = Poller(application)
+    async with application:
+        await post_init(application)
+        await application.start()
+        await poller.start()
+        try:
+            stopped = asyncio.create_task(stop.wait())
+            polling = asyncio.create_task(poller.wait())
+            await asyncio.wait({stopped, polling}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if polling.done() and polling.exception() is not None:
+                raise polling.exception()  # type: ignore[misc]
+            polling.cancel()
+        finally:
+            await poller.stop()
+            await application.stop()
+    await post_shutdown(application)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bot.app import build_application, post_init, post_shutdown
 from bot.clock import FixedClock
 from bot.config import Config, DatabaseSettings, TelegramSettings
+from bot.polling import Poller
 from localapi.server import BotApiServer, BotApiState
 from models.db import session_factory
 from models.entities import Admission, Role, Target, UnitKind
@@ -46,6 +47,7 @@ class BotHarness:
         self.api: BotApiState = server.state
         self.clock = clock
         self.application = None
+        self.poller: Poller | None = None
 
     @property
     def sessions(self):  # type: ignore[no-untyped-def]
@@ -58,7 +60,8 @@ class BotHarness:
         await self.application.initialize()
         await post_init(self.application)
         await self.application.start()
-        await self.application.updater.start_polling(poll_interval=0.0, timeout=1)
+        self.poller = Poller(self.application, timeout=1)
+        await self.poller.start()
         return self
 
     async def stop(self) -> None:
@@ -66,8 +69,7 @@ class BotHarness:
         if self.application is None:
             return
         app, self.application = self.application, None
-        if app.updater.running:
-            await app.updater.stop()
+        await self.poller.stop()
         if app.running:
             await app.stop()
         await app.shutdown()
@@ -77,7 +79,7 @@ class BotHarness:
         """Stop as abruptly as a test can: no final persistence flush beyond what already happened."""
         app, self.application = self.application, None
         app.persistence = None  # shutdown would otherwise flush; kill -9 would not
-        await app.updater.stop()
+        await self.poller.stop()
         await app.stop()
         await app.shutdown()
         await post_shutdown(app)

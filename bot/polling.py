@@ -1,0 +1,95 @@
+"""Long polling that confirms an update to Telegram only after it has been fully handled.
+
+PTB's Updater asks for the next batch (which confirms the previous one to Telegram) while the
+previous update is still being processed, so a `kill -9` at the wrong moment loses that update.
+Here the offset moves past an update only after AdmissionsApplication.process_update has run the
+handlers, flushed the conversation state and recorded the update id. A crash at any point means
+Telegram delivers the update again, and the recorded ids make the repeat harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application
+
+logger = logging.getLogger(__name__)
+
+
+class Poller:
+    """Fetch updates with getUpdates and process them one by one, acknowledging each afterwards."""
+
+    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any], timeout: int = 30,
+                 max_backoff: float = 30.0):
+        self.application = application
+        self.timeout = timeout
+        self.max_backoff = max_backoff
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Drop any webhook and start polling in the background."""
+        await self.application.bot.delete_webhook(drop_pending_updates=False)
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="Poller")
+
+    async def stop(self) -> None:
+        """Stop polling; an update being processed is finished first."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def wait(self) -> None:
+        """Wait until polling ends (after stop(), or a fatal error such as an invalid token)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        offset: int | None = None
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                updates = await self.application.bot.get_updates(
+                    offset=offset, timeout=self.timeout, allowed_updates=Update.ALL_TYPES,
+                    read_timeout=self.timeout + 10,
+                )
+            except InvalidToken:
+                logger.error("Telegram rejected the bot token; stopping")
+                raise
+            except RetryAfter as error:
+                await asyncio.sleep(_seconds(error.retry_after))
+                continue
+            except (NetworkError, TelegramError) as error:
+                logger.warning("getUpdates failed (%s); retrying in %.0f s", type(error).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = 1.0
+            for update in updates:
+                # Shielded: a stop() waits for the update in hand instead of cutting it in half.
+                await asyncio.shield(self._process(update))
+                offset = update.update_id + 1
+
+    async def _process(self, update: Update) -> None:
+        while True:
+            try:
+                await self.application.process_update(update)
+                return
+            except Exception:  # noqa: BLE001 - e.g. the database is unreachable: keep the update
+                logger.exception("Could not process update %s; retrying", update.update_id)
+                await asyncio.sleep(5)
+
+
+def _seconds(value: object) -> float:
+    """Return a RetryAfter delay in seconds (an int or a timedelta, depending on PTB's setting)."""
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
