@@ -19,6 +19,7 @@ from models.entities import (
     UnitKind,
     Village,
 )
+from models.reminders import ReminderSchedule, SentReminder, WeeklyCheckIn, WeeklyRun
 
 __all__ = [
     "Admission",
@@ -26,12 +27,16 @@ __all__ = [
     "Base",
     "Invite",
     "Person",
+    "ReminderSchedule",
     "ProcessedUpdate",
     "Role",
+    "SentReminder",
     "Sex",
     "StoredState",
     "Target",
     "Unit",
     "UnitKind",
     "Village",
+    "WeeklyCheckIn",
+    "WeeklyRun",
 ]
