@@ -1,21 +1,36 @@
-"""/progress: admissions against the annual plan and the term target, with child units."""
+"""/progress: admissions against the calendar of the plan and the term, with drill-down buttons.
+
+Buttons are stateless (everything they need is in their callback data, well under 64 bytes), so they
+keep working after a restart; every tap re-checks the person's scope before showing anything.
+  prog:u:<unit id>:<period>      show that unit (edit the message in place)
+  prog:chart:<unit id>:<period>  send the chart (handlers/chart.py)
+  prog:xlsx|csv:<unit id>:<period>  send the export (handlers/export.py)
+"""
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
 from bot.i18n import Translator
 from handlers.common import current_person, esc, today, translator, unit_progress_line
-from models.entities import Role
+from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
-from models.progress import Period, Progress, children_progress, current_term, progress_of
+from models.progress import Period, Progress, current_term, progress_of, progress_report
 from models.units import unit_by_id
 
 COMMANDS = {"progress": "progress.commands.progress"}
 HELP = ((None, "progress.help"),)
-TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")  # catalog: words typed in, not shown
+TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")  # catalog: words the user types
+VIEW_PATTERN = r"^prog:u:(\d{1,18}):(\d{4}(?:-\d{4})?)$"
+MAX_CHILD_LINES = 40  # beyond that the text says how many more (a message holds 4096 characters)
+MAX_CHILD_BUTTONS = 60
 
 
 def parse_period_argument(args: list[str], year: int) -> tuple[Period | None, bool]:
@@ -26,6 +41,38 @@ def parse_period_argument(args: list[str], year: int) -> tuple[Period | None, bo
     if word in TERM_WORDS:
         return None, True
     return Period.parse(word), False
+
+
+def button_data(action: str, unit: Unit, period: Period) -> str:
+    """Return the callback data of a progress button, e.g. `prog:u:123:2026` (≤ 64 bytes)."""
+    data = f"prog:{action}:{unit.id}:{period.label()}"
+    assert len(data.encode()) <= 64
+    return data
+
+
+def parse_button(data: str) -> tuple[int, Period] | None:
+    """Return (unit id, period) from `prog:<action>:<id>:<period>`, or None when malformed."""
+    parts = (data or "").split(":")
+    if len(parts) != 4 or not parts[2].isdigit() or len(parts[2]) > 18:
+        return None
+    try:
+        return int(parts[2]), Period.parse(parts[3])
+    except ValueError:
+        return None
+
+
+async def resolve_period(session: AsyncSession, unit: Unit, period: Period | None, want_term: bool,
+                         day: date) -> Period | None:
+    """Return the period to show: the term covering today when asked for, else `period`."""
+    return await current_term(session, unit, day) if want_term else period
+
+
+async def unit_in_scope(session: AsyncSession, person: Person, unit_id: int) -> Unit | None:
+    """Return the unit if the person may see it (their subtree or their own cell), else None."""
+    unit = await unit_by_id(session, unit_id)
+    if unit is None or not Scope(person).may_view(unit):
+        return None
+    return unit
 
 
 def _headline(tr: Translator, progress: Progress) -> str:
@@ -48,6 +95,34 @@ def _schedule(tr: Translator, progress: Progress) -> str | None:
     return tr("progress.expected_on_track", expected=expected)
 
 
+def _pace(tr: Translator, progress: Progress) -> list[str]:
+    """Return the lines on what is still needed per month and the period-end forecast."""
+    lines = []
+    end = "progress.end_term" if progress.period.is_term else "progress.end_year"
+    if progress.needed_per_month is not None:
+        if progress.remaining == 0:
+            lines.append(tr("progress.target_reached"))
+        else:
+            lines.append(tr("progress.needed_per_month", remaining=tr.number(progress.remaining or 0),
+                            months=tr.number(progress.months_left or 0),
+                            per_month=tr.number(progress.needed_per_month)))
+    if progress.forecast is not None and progress.as_of is not None and progress.as_of < progress.period.last_day:
+        if progress.forecast_percent is not None:
+            lines.append(tr("progress.forecast", end=tr(end), forecast=tr.number(progress.forecast),
+                            percent=tr.percent(progress.forecast_percent)))
+        else:
+            lines.append(tr("progress.forecast_no_target", end=tr(end), forecast=tr.number(progress.forecast)))
+    return lines
+
+
+def _breakdown(tr: Translator, progress: Progress) -> str | None:
+    if not progress.admitted:
+        return None
+    b = progress.breakdown
+    return tr("progress.breakdown", women=tr.number(b.women), minority=tr.number(b.minority),
+              youth=tr.number(b.youth_union), under_30=tr.number(b.under_30))
+
+
 def _child_line(tr: Translator, progress: Progress) -> str:
     if progress.target is None:
         return tr("progress.child_line_no_target", mark=tr("progress.mark_none"), unit=esc(progress.unit.name),
@@ -57,10 +132,103 @@ def _child_line(tr: Translator, progress: Progress) -> str:
               target=tr.number(progress.target), percent=tr.percent(progress.percent))
 
 
+def _child_button(tr: Translator, progress: Progress) -> InlineKeyboardButton:
+    mark = tr("progress.mark_none" if progress.target is None else
+              "progress.mark_behind" if progress.behind else "progress.mark_ok")
+    name = progress.unit.name if len(progress.unit.name) <= 30 else progress.unit.name[:29] + "…"
+    figure = tr.percent(progress.percent) if progress.target else tr.number(progress.admitted)
+    return InlineKeyboardButton(f"{mark} {name} · {figure}", callback_data=button_data("u", progress.unit, progress.period))
+
+
+async def _reporting_rate_line(session: AsyncSession, tr: Translator, unit: Unit, day: date) -> str | None:
+    """Return last week's reporting rate when the reminders feature provides it."""
+    try:
+        from models.reminders import reporting_rate, week_start  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    reported, cells = await reporting_rate(session, unit, week_start(day - timedelta(days=7)))
+    if not cells:
+        return None
+    return tr("progress.reporting_rate", reported=tr.number(reported), cells=tr.number(cells),
+              percent=tr.percent(reported * 100 / cells))
+
+
+@dataclass(frozen=True)
+class View:
+    """One /progress message: its text and buttons."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None
+
+
+async def build_view(session: AsyncSession, tr: Translator, person: Person, unit: Unit, period: Period | None,
+                     want_term: bool, day: date) -> View:
+    """Return the progress message of `unit` as the person may see it (drill-down only within scope)."""
+    scope = Scope(person)
+    overseer = scope.may_oversee(unit)
+    lines = [tr("progress.header", unit=esc(unit.name))]
+    shown = await resolve_period(session, unit, period, want_term, day)
+    if shown is None:
+        lines.append(tr("progress.no_term"))
+        return View("\n".join(lines), None)
+    report = await progress_report(session, unit, shown, day)
+    main = report.main
+    lines.append(_headline(tr, main))
+    lines.extend(line for line in (_schedule(tr, main), *_pace(tr, main), _breakdown(tr, main)) if line)
+    term = await current_term(session, unit, day)
+    if not shown.is_term and term is not None and shown.start_year == day.year:
+        term_progress = await progress_of(session, unit, term, day)
+        lines.append(_headline(tr, term_progress))
+        schedule = _schedule(tr, term_progress)
+        if schedule:
+            lines.append(schedule)
+    if overseer and unit.kind != UnitKind.CELL:
+        rate = await _reporting_rate_line(session, tr, unit, day)
+        if rate:
+            lines.append(rate)
+    if not overseer and unit.parent_id:  # a secretary: the parent's totals, no drill-down
+        parent = await session.get(Unit, unit.parent_id)
+        if parent is not None:
+            year = Period.year(day.year) if shown.is_term else shown
+            lines.append(unit_progress_line(tr, await progress_of(session, parent, year, day)))
+    buttons: list[list[InlineKeyboardButton]] = []
+    if overseer and report.children:
+        lines += ["", tr("progress.children_header")]
+        lines.extend(_child_line(tr, child) for child in report.children[:MAX_CHILD_LINES])
+        if len(report.children) > MAX_CHILD_LINES:
+            lines.append(tr("progress.more_children", count=tr.number(len(report.children) - MAX_CHILD_LINES)))
+        row: list[InlineKeyboardButton] = []
+        for child in report.children[:MAX_CHILD_BUTTONS]:
+            row.append(_child_button(tr, child))
+            if len(row) == 2:
+                buttons.append(row)
+                row = []
+        if row:
+            buttons.append(row)
+    tools = [InlineKeyboardButton(tr("progress.button_chart"), callback_data=button_data("chart", unit, shown))]
+    if overseer and scope.units(Role.COMMITTEE, Role.ADMIN):
+        tools.append(InlineKeyboardButton(tr("progress.button_xlsx"), callback_data=button_data("xlsx", unit, shown)))
+        tools.append(InlineKeyboardButton(tr("progress.button_csv"), callback_data=button_data("csv", unit, shown)))
+    buttons.append(tools)
+    if unit.parent_id:
+        parent = await session.get(Unit, unit.parent_id)
+        if parent is not None and scope.may_oversee(parent):
+            buttons.append([InlineKeyboardButton(tr("progress.button_up", unit=parent.name[:40]),
+                                                 callback_data=button_data("u", parent, shown))])
+    return View("\n".join(lines), InlineKeyboardMarkup(buttons))
+
+
+def home_units(person: Person) -> list[Unit]:
+    """Return the units /progress starts from: those overseen, else the person's cells."""
+    scope = Scope(person)
+    return scope.units(Role.COMMITTEE, Role.ADMIN) or scope.units(Role.SECRETARY)
+
+
 async def show_progress(update: Update, context: BotContext) -> None:
-    """Send the progress of the person's unit (committee, admin) or cell and its parent (secretary)."""
+    """Send the progress of each unit the person oversees (or their cell), with drill-down buttons."""
     assert update.message is not None
     day = today(context)
+    views: list[View] = []
     async with context.transaction() as session:
         person = await current_person(session, update)
         assert person is not None  # the guard let only registered people through
@@ -68,55 +236,41 @@ async def show_progress(update: Update, context: BotContext) -> None:
         try:
             period, want_term = parse_period_argument(context.args or [], day.year)
         except ValueError:
-            await update.message.reply_text(tr("progress.bad_period"))
-            return
-        scope = Scope(person)
-        overseen = scope.units(Role.COMMITTEE, Role.ADMIN)
-        sections: list[str] = []
-        if overseen:
-            for unit in overseen:
-                sections.append(await _unit_section(session, tr, unit, period, want_term, day, with_children=True))
+            views.append(View(tr("progress.bad_period"), None))
         else:
-            for cell in scope.units(Role.SECRETARY):
-                text = await _unit_section(session, tr, cell, period, want_term, day, with_children=False)
-                parent = await unit_by_id(session, cell.parent_id) if cell.parent_id else None
-                if parent is not None:
-                    year = period or Period.year(day.year)
-                    text += "\n" + unit_progress_line(tr, await progress_of(session, parent, year, day))
-                sections.append(text)
-        if not sections:
-            sections.append(tr("progress.not_registered_scope"))
-    await update.message.reply_text("\n\n".join(sections))
+            for unit in home_units(person):
+                views.append(await build_view(session, tr, person, unit, period, want_term, day))
+        if not views:
+            views.append(View(tr("progress.not_registered_scope"), None))
+    for view in views:
+        await update.message.reply_text(view.text, reply_markup=view.markup)
 
 
-async def _unit_section(session, tr: Translator, unit, period: Period | None, want_term: bool, day,  # type: ignore[no-untyped-def]
-                        with_children: bool) -> str:
-    lines = [tr("progress.header", unit=esc(unit.name))]
-    term = await current_term(session, unit, day)
-    shown: Period | None = term if want_term else period
-    if want_term and term is None:
-        lines.append(tr("progress.no_term"))
-    if shown is not None:
-        main = await progress_of(session, unit, shown, day)
-        lines.append(_headline(tr, main))
-        schedule = _schedule(tr, main)
-        if schedule:
-            lines.append(schedule)
-        if not want_term and term is not None and shown.start_year == day.year:
-            term_progress = await progress_of(session, unit, term, day)
-            lines.append(_headline(tr, term_progress))
-            schedule = _schedule(tr, term_progress)
-            if schedule:
-                lines.append(schedule)
-        if with_children:
-            children = await children_progress(session, unit, shown, day)
-            if children:
-                lines.append("")
-                lines.append(tr("progress.children_header"))
-                lines.extend(_child_line(tr, child) for child in children)
-    return "\n".join(lines)
+async def drill_down(update: Update, context: BotContext) -> None:
+    """Show the tapped unit's progress in place of the message, if it is within the person's scope."""
+    query = update.callback_query
+    assert query is not None
+    day = today(context)
+    parsed = parse_button(query.data or "")
+    view: View | None = None
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        assert person is not None
+        tr = translator(context, update, person)
+        unit = await unit_in_scope(session, person, parsed[0]) if parsed else None
+        if parsed is not None and unit is not None:
+            view = await build_view(session, tr, person, unit, parsed[1], False, day)
+    if view is None:
+        await query.answer(tr("progress.out_of_scope"), show_alert=True)
+        return
+    await query.answer()
+    try:
+        await query.edit_message_text(view.text, reply_markup=view.markup)
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            raise
 
 
 def build_handlers() -> list[BaseHandler]:
     """Return this feature's handlers."""
-    return [CommandHandler("progress", show_progress)]
+    return [CommandHandler("progress", show_progress), CallbackQueryHandler(drill_down, pattern=VIEW_PATTERN)]

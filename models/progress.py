@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
-from models.entities import Admission, Target, Unit
-from models.units import children_of, in_subtree
+from models.entities import Admission, Sex, Target, Unit
+from models.units import in_subtree, subtree_range
 
 _PERIOD_RE = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
 
@@ -68,6 +72,23 @@ class Period:
             return self.days
         return (today - self.first_day).days + 1
 
+    def months_left(self, today: date) -> int:
+        """Return the calendar months still open on `today`, the current one included (0 after the end)."""
+        if today > self.last_day:
+            return 0
+        if today < self.first_day:
+            return (self.end_year - self.start_year + 1) * 12
+        return (self.end_year - today.year) * 12 + 12 - today.month + 1
+
+    def month_ends(self) -> list[date]:
+        """Return the last day of every month of the period, in order."""
+        ends = []
+        for year in range(self.start_year, self.end_year + 1):
+            for month in range(1, 13):
+                following = date(year + (month == 12), month % 12 + 1, 1)
+                ends.append(date.fromordinal(following.toordinal() - 1))
+        return ends
+
     def label(self) -> str:
         """Return `2026` or `2025-2030`."""
         return str(self.start_year) if not self.is_term else f"{self.start_year}-{self.end_year}"
@@ -84,6 +105,20 @@ def percent(part: int, whole: int | None) -> Decimal | None:
 
 
 @dataclass(frozen=True)
+class Breakdown:
+    """Counted admissions of a period broken down as the reports do (each a subset of the total)."""
+
+    women: int = 0
+    minority: int = 0
+    youth_union: int = 0
+    under_30: int = 0  # younger than 30 in the year of admission
+
+    def __add__(self, other: Breakdown) -> Breakdown:
+        return Breakdown(self.women + other.women, self.minority + other.minority,
+                         self.youth_union + other.youth_union, self.under_30 + other.under_30)
+
+
+@dataclass(frozen=True)
 class Progress:
     """Where one unit stands for one period."""
 
@@ -92,6 +127,8 @@ class Progress:
     admitted: int
     target: int | None
     expected: int | None  # what the calendar expects by today, pro rata by days
+    as_of: date | None = None  # the day the figures are for (needed for forecast and months left)
+    breakdown: Breakdown = field(default_factory=Breakdown)
 
     @property
     def percent(self) -> Decimal | None:
@@ -112,6 +149,42 @@ class Progress:
     def remaining(self) -> int | None:
         """Return how many are still needed to reach the target (0 when reached)."""
         return None if self.target is None else max(self.target - self.admitted, 0)
+
+    @property
+    def months_left(self) -> int | None:
+        """Return the calendar months still open (the current one included), or None without a day."""
+        return None if self.as_of is None else self.period.months_left(self.as_of)
+
+    @property
+    def needed_per_month(self) -> int | None:
+        """Return how many a month are needed to reach the target in the months left (rounded up).
+
+        None without a target or once the period is over; 0 when the target is reached.
+        """
+        if self.remaining is None or not self.months_left:
+            return None
+        return math.ceil(self.remaining / self.months_left)
+
+    @property
+    def forecast(self) -> int | None:
+        """Return the period-end total at the pace so far (pro rata by days), or None before it starts."""
+        if self.as_of is None:
+            return None
+        elapsed = self.period.elapsed_days(self.as_of)
+        if elapsed == 0:
+            return None
+        share = Decimal(self.admitted) * self.period.days / elapsed
+        return int(share.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+    @property
+    def forecast_percent(self) -> Decimal | None:
+        """Return the forecast as a percentage of the target, or None."""
+        return None if self.forecast is None else percent(self.forecast, self.target)
+
+    @property
+    def has_target(self) -> bool:
+        """Tell whether a non-zero target is set (a zero target has no percentage)."""
+        return bool(self.target)
 
 
 def expected_by(target: int | None, period: Period, today: date) -> int | None:
@@ -166,11 +239,77 @@ async def current_term(session: AsyncSession, unit: Unit, today: date) -> Period
     return Period(nearest.start_year, nearest.end_year)
 
 
-async def progress_of(session: AsyncSession, unit: Unit, period: Period, today: date) -> Progress:
-    """Return where `unit` stands for `period` as of `today`."""
-    admitted = await count_admitted(session, unit, period)
+def _admission_year(period: Period) -> ColumnElement[int]:
+    """Return an SQL expression for the admission year within `period` (date ranges, portable, no functions)."""
+    if not period.is_term:
+        return literal(period.start_year)
+    whens = [(Admission.admitted_on < date(year + 1, 1, 1), year) for year in range(period.start_year, period.end_year)]
+    return case(*whens, else_=period.end_year)
+
+
+def _aggregates(period: Period) -> list[ColumnElement[int]]:
+    """Return count and the breakdown sums over counted admissions, in Breakdown's field order."""
+
+    def counted(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    return [
+        func.count(Admission.unit_path),  # covered by ix_admission_counted (NULL only in outer joins)
+        counted(Admission.sex == Sex.FEMALE),
+        counted(Admission.minority.is_(True)),
+        counted(Admission.youth_union.is_(True)),
+        counted(_admission_year(period) - Admission.birth_year < 30),
+    ]
+
+
+def _counted_in(period: Period) -> ColumnElement[bool]:
+    return and_(
+        Admission.admitted_on >= period.first_day,
+        Admission.admitted_on <= period.last_day,
+        Admission.withdrawn_at.is_(None),
+    )
+
+
+def _row_figures(row: Sequence[int]) -> tuple[int, Breakdown]:
+    return int(row[0] or 0), Breakdown(*(int(v or 0) for v in row[1:5]))
+
+
+async def breakdown_of(session: AsyncSession, unit: Unit, period: Period) -> tuple[int, Breakdown]:
+    """Return (counted admissions, breakdown) of the subtree of `unit` within `period`, in one query."""
+    row = (await session.execute(
+        select(*_aggregates(period)).where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
+    )).one()
+    return _row_figures(row)
+
+
+async def targets_of(session: AsyncSession, unit_ids: Sequence[int], period: Period) -> dict[int, int]:
+    """Return the targets set for exactly `period`, by unit id (units without one are absent)."""
+    if not unit_ids:
+        return {}
+    found: dict[int, int] = {}
+    ids = list(unit_ids)
+    for i in range(0, len(ids), 5000):  # stay well under the databases' bound-parameter limits
+        rows = await session.execute(
+            select(Target.unit_id, Target.value).where(
+                Target.unit_id.in_(ids[i:i + 5000]), Target.start_year == period.start_year,
+                Target.end_year == period.end_year,
+            )
+        )
+        found.update({unit_id: value for unit_id, value in rows})
+    return found
+
+
+async def progress_of(session: AsyncSession, unit: Unit, period: Period, today: date,
+                      *, breakdown: bool = False) -> Progress:
+    """Return where `unit` stands for `period` as of `today` (with the breakdowns when asked)."""
+    figures = Breakdown()
+    if breakdown:
+        admitted, figures = await breakdown_of(session, unit, period)
+    else:
+        admitted = await count_admitted(session, unit, period)
     target = await target_of(session, unit, period)
-    return Progress(unit=unit, period=period, admitted=admitted, target=target, expected=expected_by(target, period, today))
+    return Progress(unit=unit, period=period, admitted=admitted, target=target,
+                    expected=expected_by(target, period, today), as_of=today, breakdown=figures)
 
 
 def schedule_order(progress: Progress) -> tuple[int, Decimal, str]:
@@ -183,6 +322,129 @@ def schedule_order(progress: Progress) -> tuple[int, Decimal, str]:
 
 
 async def children_progress(session: AsyncSession, unit: Unit, period: Period, today: date) -> list[Progress]:
-    """Return each child unit's progress, behind-schedule first."""
-    lines = [await progress_of(session, child, period, today) for child in await children_of(session, unit)]
-    return sorted(lines, key=schedule_order)
+    """Return each child unit's progress with breakdowns, behind-schedule first."""
+    return (await progress_report(session, unit, period, today)).children
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """What /progress shows for one unit: the unit with breakdowns, and its children behind first."""
+
+    main: Progress
+    children: list[Progress]
+    direct: int  # admissions recorded at the unit itself, outside every child
+
+
+async def progress_report(session: AsyncSession, unit: Unit, period: Period, today: date) -> ProgressReport:
+    """Return the unit's progress and its children's; the unit's totals are summed from the children.
+
+    Three queries: the children with their figures (one grouped outer join, each child's subtree an
+    index-only range of ix_admission_counted), the unit's own direct admissions, and the targets.
+    """
+    child = aliased(Unit, name="child")
+    upper = func.substr(child.path, 1, func.length(child.path) - 1) + "0"
+    rows = (await session.execute(
+        select(child, *_aggregates(period))
+        .outerjoin(Admission, and_(Admission.unit_path >= child.path, Admission.unit_path < upper,
+                                   _counted_in(period)))
+        .where(child.parent_id == unit.id)
+        .group_by(child.id)
+    )).all()
+    direct_row = (await session.execute(
+        select(*_aggregates(period)).where(Admission.unit_path == unit.path, _counted_in(period))
+    )).one()
+    targets = await targets_of(session, [unit.id, *(row[0].id for row in rows)], period)
+    children = []
+    direct, breakdown = _row_figures(direct_row)
+    admitted = direct
+    for row in rows:
+        count, figures = _row_figures(row[1:])
+        admitted += count
+        breakdown = breakdown + figures
+        target = targets.get(row[0].id)
+        children.append(Progress(unit=row[0], period=period, admitted=count, target=target,
+                                 expected=expected_by(target, period, today), as_of=today, breakdown=figures))
+    children.sort(key=schedule_order)
+    target = targets.get(unit.id)
+    main = Progress(unit=unit, period=period, admitted=admitted, target=target,
+                    expected=expected_by(target, period, today), as_of=today, breakdown=breakdown)
+    return ProgressReport(main=main, children=children, direct=direct)
+
+
+async def subtree_progress(session: AsyncSession, unit: Unit, period: Period, today: date) -> list[Progress]:
+    """Return the progress of every unit of the subtree, the unit itself first, then in tree order.
+
+    One grouped query (by admission path) and one for the targets; rolled up in Python.
+    """
+    low, high = subtree_range(unit.path)
+    units = list(await session.scalars(
+        select(Unit).where(Unit.path >= low, Unit.path < high).order_by(Unit.path)
+    ))
+    rows = await session.execute(
+        select(Admission.unit_path, *_aggregates(period))
+        .where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
+        .group_by(Admission.unit_path)
+    )
+    totals: dict[str, tuple[int, Breakdown]] = {}
+    for row in rows:
+        count, breakdown = _row_figures(row[1:])
+        parts = row[0].strip("/").split("/")
+        for depth in range(len(parts), 0, -1):
+            path = "/" + "/".join(parts[:depth]) + "/"
+            if not path.startswith(unit.path):
+                break
+            old_count, old_breakdown = totals.get(path, (0, Breakdown()))
+            totals[path] = (old_count + count, old_breakdown + breakdown)
+    targets = await targets_of(session, [u.id for u in units], period)
+    out = []
+    for u in sorted(units, key=lambda u: (u.id != unit.id, _tree_key(u.path))):
+        admitted, breakdown = totals.get(u.path, (0, Breakdown()))
+        target = targets.get(u.id)
+        out.append(Progress(unit=u, period=period, admitted=admitted, target=target,
+                            expected=expected_by(target, period, today), as_of=today, breakdown=breakdown))
+    return out
+
+
+def _tree_key(path: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in path.strip("/").split("/"))
+
+
+async def monthly_admitted(session: AsyncSession, unit: Unit, period: Period) -> list[int]:
+    """Return counted admissions of the subtree per calendar month of `period`, in order."""
+    rows = await session.execute(
+        select(Admission.admitted_on, func.count())
+        .where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
+        .group_by(Admission.admitted_on)
+    )
+    months = [0] * ((period.end_year - period.start_year + 1) * 12)
+    for day, count in rows:
+        months[(day.year - period.start_year) * 12 + day.month - 1] += int(count)
+    return months
+
+
+@dataclass(frozen=True)
+class AdmissionRow:
+    """One counted admission as the export lists it."""
+
+    unit_code: str
+    unit_name: str
+    full_name: str
+    birth_year: int
+    sex: Sex
+    ethnicity: str | None
+    minority: bool
+    youth_union: bool | None
+    decision_no: str | None
+    admitted_on: date
+
+
+async def admissions_in(session: AsyncSession, unit: Unit, period: Period) -> list[AdmissionRow]:
+    """Return the counted admissions of the subtree within `period`, by date then unit."""
+    rows = await session.execute(
+        select(Unit.code, Unit.name, Admission.full_name, Admission.birth_year, Admission.sex, Admission.ethnicity,
+               Admission.minority, Admission.youth_union, Admission.decision_no, Admission.admitted_on)
+        .join(Unit, Unit.id == Admission.unit_id)
+        .where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
+        .order_by(Admission.admitted_on, Unit.code, Admission.id)
+    )
+    return [AdmissionRow(*row) for row in rows]

@@ -1,0 +1,102 @@
+"""/export and the progress export buttons: the scope's progress as XLSX (or CSV) for the department."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from telegram import Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+
+from bot.context import BotContext
+from handlers.common import current_person, esc, today, translator
+from handlers.progress import parse_button, parse_period_argument, resolve_period
+from models.entities import Person, Role, Unit
+from models.people import Scope
+from models.progress import Period
+from models.units import unit_by_id
+from reports.exports import export_bytes
+
+COMMANDS = {"export": "export.commands.export"}
+HELP = ((Role.COMMITTEE, "export.help"), (Role.ADMIN, "export.help"))
+EXPORT_PATTERN = r"^prog:(xlsx|csv):\d{1,18}:\d{4}(?:-\d{4})?$"
+FORMAT_WORDS = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx"}
+
+
+def export_filename(unit: Unit, period: Period, extension: str) -> str:
+    """Return e.g. `tien-do-PN-2026.xlsx` (the code made safe for a file name)."""
+    code = re.sub(r"[^A-Za-z0-9_.-]+", "-", unit.code).strip("-") or str(unit.id)
+    return f"tien-do-{code}-{period.label()}.{extension}"
+
+
+def _may_export(person: Person, unit: Unit) -> bool:
+    scope = Scope(person)
+    return scope.may_oversee(unit) and bool(scope.units(Role.COMMITTEE, Role.ADMIN))
+
+
+async def _send_export(update: Update, context: BotContext, unit_id: int | None, period: Period | None,
+                       want_term: bool, fmt: str) -> None:
+    """Send the export of the unit (the person's highest overseen one when unit_id is None), or say why not."""
+    chat = update.effective_chat
+    assert chat is not None
+    day = today(context)
+    render = None
+    refusal = "export.not_allowed"
+    async with context.transaction() as session:
+        person = await current_person(session, update)
+        assert person is not None
+        tr = translator(context, update, person)
+        if unit_id is None:
+            overseen = Scope(person).units(Role.COMMITTEE, Role.ADMIN)
+            unit = overseen[0] if overseen else None
+        else:
+            unit = await unit_by_id(session, unit_id)
+        if unit is not None and _may_export(person, unit):
+            shown = await resolve_period(session, unit, period, want_term, day)
+            if shown is None:
+                refusal = "progress.no_term"
+            else:
+                title, render = await export_bytes(session, unit, shown, day, fmt)
+                filename = export_filename(unit, shown, fmt)
+    if update.callback_query is not None:
+        if render is None:
+            await update.callback_query.answer(tr("progress.out_of_scope"), show_alert=True)
+            return
+        await update.callback_query.answer(tr("export.preparing"))
+    if render is None:
+        await context.bot.send_message(chat.id, tr(refusal))
+        return
+    content = await asyncio.to_thread(render)
+    await context.bot.send_document(chat.id, document=content, filename=filename, caption=esc(title))
+
+
+async def export_command(update: Update, context: BotContext) -> None:
+    """Send `/export [term|YYYY] [csv]` for the person's unit (committee members and admins)."""
+    assert update.message is not None
+    words = [w for w in (context.args or [])]
+    fmt = next((FORMAT_WORDS[w.lower()] for w in words if w.lower() in FORMAT_WORDS), "xlsx")
+    rest = [w for w in words if w.lower() not in FORMAT_WORDS]
+    try:
+        period, want_term = parse_period_argument(rest, today(context).year)
+    except ValueError:
+        async with context.transaction() as session:
+            tr = translator(context, update, await current_person(session, update))
+        await update.message.reply_text(tr("export.bad_period"))
+        return
+    await _send_export(update, context, None, period, want_term, fmt)
+
+
+async def export_button(update: Update, context: BotContext) -> None:
+    """Send the export of the unit on the tapped progress message."""
+    query = update.callback_query
+    assert query is not None
+    parsed = parse_button(query.data or "")
+    if parsed is None:
+        await query.answer()
+        return
+    await _send_export(update, context, parsed[0], parsed[1], False, (query.data or "").split(":")[1])
+
+
+def build_handlers() -> list[BaseHandler]:
+    """Return this feature's handlers."""
+    return [CommandHandler("export", export_command), CallbackQueryHandler(export_button, pattern=EXPORT_PATTERN)]

@@ -1,0 +1,1 @@
+"""Rendering that is not Telegram-specific: charts (PNG) and exports (XLSX, CSV)."""

@@ -1,0 +1,99 @@
+"""Progress chart as PNG: cumulative admissions against the plan's expected line, children as bars."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartTexts:
+    """Every label of the chart, already in the reader's language."""
+
+    title: str
+    actual: str  # legend: cumulative admissions
+    expected: str  # legend: what the plan expects by each month
+    target: str  # legend: the target line
+    months_axis: str
+    count_axis: str
+    children_title: str
+    percent_axis: str
+    no_target: str  # shown instead of a bar for a child without a target
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What the chart shows: month labels, cumulative actual (up to today), expected line and children."""
+
+    months: Sequence[str]
+    actual: Sequence[int]  # cumulative, only for months that have started
+    expected: Sequence[float] | None  # cumulative plan at each month end, None without a target
+    target: int | None
+    children: Sequence[tuple[str, float | None, bool]]  # (name, percent of target or None, behind schedule)
+
+
+def render_progress_chart(data: ChartData, texts: ChartTexts, *, max_children: int = 15) -> bytes:
+    """Return a PNG (about 900×1100 px, readable on a phone) of the unit's progress."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    plt_params = {"font.family": "DejaVu Sans", "font.size": 13}
+    with matplotlib.rc_context(plt_params):
+        children = list(data.children)[:max_children]
+        rows = 2 if children else 1
+        height = 5.2 + (0.45 * len(children) + 1.6 if children else 0)
+        figure = Figure(figsize=(9, height), dpi=100, layout="constrained")
+        axes = figure.subplots(rows, 1, squeeze=False, height_ratios=None)[:, 0]
+        _cumulative(axes[0], data, texts)
+        if children:
+            _children(axes[1], children, texts)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _cumulative(ax, data: ChartData, texts: ChartTexts) -> None:  # type: ignore[no-untyped-def]
+    positions = list(range(len(data.months)))
+    ax.set_title(texts.title, fontsize=16, fontweight="bold", loc="left")
+    if data.expected is not None:
+        ax.plot(positions, list(data.expected), linestyle="--", color="#888888", linewidth=2, label=texts.expected)
+    if data.target is not None:
+        ax.axhline(data.target, color="#2e7d32", linewidth=1.2, linestyle=":", label=texts.target)
+    shown = list(data.actual)
+    ax.plot(positions[: len(shown)], shown, marker="o", color="#c62828", linewidth=3, label=texts.actual)
+    if shown:
+        ax.annotate(f"{shown[-1]}", (len(shown) - 1, shown[-1]), textcoords="offset points", xytext=(6, 6),
+                    fontsize=13, fontweight="bold", color="#c62828")
+    step = max(1, len(positions) // 12)
+    ax.set_xticks(positions[::step], [data.months[i] for i in positions[::step]],
+                  rotation=45 if step > 1 or len(positions) > 12 else 0)
+    ax.set_xlabel(texts.months_axis)
+    ax.set_ylabel(texts.count_axis)
+    top = max([data.target or 0, *shown, 1])
+    ax.set_ylim(0, top * 1.12)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=12, frameon=False)
+
+
+def _children(ax, children: list[tuple[str, float | None, bool]], texts: ChartTexts) -> None:  # type: ignore[no-untyped-def]
+    names = [_short(name) for name, _, _ in children][::-1]
+    values = [value for _, value, _ in children][::-1]
+    positions = list(range(len(names)))
+    colors = ["#c62828" if behind else "#2e7d32" for _, _, behind in children][::-1]
+    ax.barh(positions, [v or 0 for v in values], color=colors)
+    for y, value in zip(positions, values):
+        label = texts.no_target if value is None else f"{value:.1f}".replace(".", ",") + " %"
+        ax.text((value or 0) + 1, y, label, va="center", fontsize=12)
+    ax.set_yticks(positions, names)
+    ax.axvline(100, color="#2e7d32", linewidth=1, linestyle=":")
+    top = max([v for v in values if v is not None] + [100])
+    ax.set_xlim(0, top * 1.25)
+    ax.set_title(texts.children_title, fontsize=15, fontweight="bold", loc="left")
+    ax.set_xlabel(texts.percent_axis)
+
+
+def _short(name: str, limit: int = 28) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"

@@ -1,0 +1,142 @@
+"""/progress drill-down buttons, scope limits, the chart as a photo and the export as a document."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import date
+
+from openpyxl import load_workbook
+
+from bot.clock import FixedClock
+from models.entities import Role
+from models.units import unit_by_code
+from tests.harness import DEFAULT_NOW, add_history
+
+
+def _button_data(bot, chat_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+    message = bot.api.last_message(chat_id)
+    return [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
+
+
+async def test_drill_down_and_back_up_edit_in_place_within_scope(harness) -> None:
+    bot = harness
+    await add_history(bot.sessions, "NL", 3, date(2026, 3, 1))
+    await add_history(bot.sessions, "PC", 1, date(2026, 2, 1))
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    first = (await bot.say(2002, "/progress"))[0]
+    assert "cần <b>" in first["text"] and "Dự báo cuối năm" in first["text"] and "Trong đó: nữ 0" in first["text"]
+    assert all(len(d.encode()) <= 64 for d in _button_data(bot, 2002))
+    assert not any("⬆️" in b["text"] for row in first["reply_markup"]["inline_keyboard"] for b in row)
+    edited = (await bot.tap(2002, "🔴 Đảng ủy xã Bộc Bố"))[0]
+    assert "message_id" in edited  # editMessageText, not a new message
+    assert "Đảng ủy xã Bộc Bố" in edited["text"] and "3/10 (30,0 %)" in edited["text"]
+    assert "Nà Lạn" in edited["text"] and "Pác Cáp" not in edited["text"]
+    cell = (await bot.tap(2002, "🟢 Chi bộ thôn Nà Lạn"))[0]
+    assert "3/4 (75,0 %)" in cell["text"]
+    up = (await bot.tap(2002, "⬆️"))[0]
+    assert "Đảng ủy xã Bộc Bố" in up["text"].splitlines()[0]
+    top = (await bot.tap(2002, "⬆️"))[0]
+    assert "Huyện ủy Pác Nặm" in top["text"].splitlines()[0]
+    assert len(bot.api.calls_to("sendMessage", 2002)) == 2  # the welcome and the first /progress only
+
+
+async def test_forged_and_old_buttons_answer_politely(harness, api_server, clock, schema_url) -> None:
+    bot = harness
+    await bot.register(2001, "BT", Role.COMMITTEE)
+    await bot.say(2001, "/progress")
+    async with bot.sessions() as session:
+        outside = await unit_by_code(session, "PN")
+    message_id = bot.api.last_message(2001)["message_id"]
+    for data in (f"prog:u:{outside.id}:2026", "prog:u:999999:2026", f"prog:chart:{outside.id}:2026",
+                 f"prog:xlsx:{outside.id}:2026"):
+        mark = bot.api.mark()
+        await bot.settle(bot.api.push_callback(2001, message_id, data))
+        assert bot.replies(2001, mark) == []  # no data, no new message
+    answers = list(bot.api.callback_answers.values())
+    assert answers and all(a.get("show_alert") for a in answers[-4:])
+    assert "phạm vi" in answers[-1]["text"]
+    assert "Huyện ủy" not in bot.last_text(2001)
+    # After a restart the same (stateless) buttons still work.
+    await bot.stop()
+    await bot.start()
+    edited = (await bot.tap(2001, "🔴 Chi bộ thôn Khuổi Pết"))
+    assert "Chi bộ thôn Khuổi Pết" in edited[0]["text"]
+
+
+async def test_secretary_sees_cell_with_chart_but_no_drill_down_or_export(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    reply = (await bot.say(1001, "/progress"))[0]
+    data = _button_data(bot, 1001)
+    assert [d.split(":")[1] for d in data] == ["chart"]
+    assert "Đảng ủy xã Bộc Bố: 0/10" in reply["text"]
+    assert "chỉ ủy viên" in (await bot.say(1001, "/export"))[0]["text"].lower()
+
+
+async def test_chart_arrives_as_png_photo(harness) -> None:
+    bot = harness
+    await add_history(bot.sessions, "NL", 3, date(2026, 3, 1))
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    await bot.say(2002, "/progress")
+    sent = await bot.tap(2002, "📊")
+    photo = next(p for p in sent if "photo" in p)
+    assert "Huyện ủy Pác Nặm" in photo["caption"]
+    file_id = bot.api.last_message(2002)["photo"][0]["file_id"]
+    name, mime, content = bot.api.files[file_id]
+    assert content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) > 10_000
+    assert bot.api.last_message(2002)["photo"][0]["width"] >= 800
+    sent = await bot.say(2002, "/chart term")
+    assert any("nhiệm kỳ 2025-2030" in p.get("caption", "") for p in sent)
+
+
+async def test_export_arrives_as_xlsx_with_numbers_and_csv_on_request(harness) -> None:
+    bot = harness
+    await add_history(bot.sessions, "NL", 3, date(2026, 3, 1))
+    await add_history(bot.sessions, "PC", 1, date(2026, 2, 1))
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    await bot.say(2002, "/progress")
+    await bot.tap(2002, "📥")
+    document = bot.api.last_message(2002)["document"]
+    assert document["file_name"].endswith(".xlsx")
+    book = load_workbook(io.BytesIO(bot.api.files[document["file_id"]][2]))
+    summary = book["Tổng hợp"]
+    headers = [c.value for c in summary[2]]
+    assert headers[:7] == ["Mã đơn vị", "Tên đơn vị", "Cấp", "Kỳ", "Chỉ tiêu", "Đã kết nạp", "Tỷ lệ đạt (%)"]
+    rows = {row[0]: row for row in summary.iter_rows(min_row=3, values_only=True)}
+    assert [r[0] for r in summary.iter_rows(min_row=3, values_only=True)][0] == "PN"  # the unit itself first
+    assert set(rows) == {"PN", "BT", "NN", "NL", "KP", "PC"}
+    assert rows["PN"][4:7] == (90, 4, 4.4) and rows["BT"][4:7] == (10, 3, 30.0)
+    assert rows["KP"][4:7] == (3, 0, 0.0) and isinstance(rows["PN"][5], int)
+    assert rows["PN"][headers.index("Theo lịch đến nay")] == 45
+    listing = list(book["Danh sách kết nạp"].iter_rows(min_row=2, values_only=True))
+    assert len(listing) == 4 and listing[0][3] == 1990 and isinstance(listing[0][3], int)
+    await bot.say(2002, "/export 2026 csv")
+    document = bot.api.last_message(2002)["document"]
+    text = bot.api.files[document["file_id"]][2].decode("utf-8-sig")
+    assert document["file_name"] == "tien-do-PN-2026.csv" and "PN,Huyện ủy Pác Nặm,Huyện,2026,90,4,4.4,45" in text
+
+
+def test_cli_export_writes_xlsx_and_csv(schema_url, tmp_path) -> None:
+    from bot.cli import main
+    from models.db import create_engine_for, session_factory
+    from tests.harness import seed_world
+
+    async def seed() -> None:
+        engine = create_engine_for(schema_url)
+        await seed_world(session_factory(engine))
+        await add_history(session_factory(engine), "KP", 2, date(2026, 4, 1))
+        await engine.dispose()
+
+    asyncio.run(seed())
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{schema_url}"\n', encoding="utf-8")
+    clock = FixedClock(DEFAULT_NOW)
+    out = tmp_path / "bt.xlsx"
+    assert main(["--config", str(config), "export", "--unit", "BT", "--period", "2026", "--out", str(out)], clock) == 0
+    rows = list(load_workbook(out)["Tổng hợp"].iter_rows(min_row=3, values_only=True))
+    assert [(r[0], r[4], r[5]) for r in rows] == [("BT", 10, 2), ("NL", 4, 0), ("KP", 3, 2)]
+    csv_out = tmp_path / "bt.csv"
+    assert main(["--config", str(config), "export", "--unit", "BT", "--out", str(csv_out)], clock) == 0
+    assert csv_out.read_text(encoding="utf-8-sig").splitlines()[1].startswith("BT,Đảng ủy xã Bộc Bố,")
+    assert main(["--config", str(config), "export", "--unit", "NOPE", "--out", str(out)], clock) == 1
