@@ -1,0 +1,134 @@
+"""The sandbox's demo world, modelled on the Pác Nặm article in ../shared/seeds/.
+
+A district with three communes and their village cells (one combined cell covering two villages),
+an annual plan of 90 and a term target of 400, history dated so that the district stands at 23/90
+for the current year to date and 215/400 for the term, and four ready-registered demo people.
+Every name here is invented (the people are obviously "Mẫu" = sample); no real personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.admissions import AdmissionDraft, imported_admission
+from models.entities import Role, Sex, Target, UnitKind
+from models.people import create_invite, redeem_invite
+from models.units import UnitRow, load_units, unit_by_code
+
+DISTRICT = "PN"
+YEAR_PLAN = 90
+TERM_TARGET = 400
+YEAR_ADMITTED = 23  # "kết nạp được 23/90 đảng viên theo kế hoạch"
+TERM_ADMITTED = 215  # "215/400 đảng viên mới, bằng 53,7 %"
+FIRST_TERM_START = 2025  # terms run 2025-2030, 2030-2035, …
+
+UNITS: tuple[UnitRow, ...] = (
+    UnitRow(1, "PN", "Huyện ủy Pác Nặm", None, UnitKind.DISTRICT),
+    UnitRow(2, "BB", "Đảng ủy xã Bộc Bố", "PN", UnitKind.COMMITTEE),
+    UnitRow(3, "NM", "Đảng ủy xã Nhạn Môn", "PN", UnitKind.COMMITTEE),
+    UnitRow(4, "CT", "Đảng ủy xã Cao Tân", "PN", UnitKind.COMMITTEE),
+    UnitRow(5, "BB-NC", "Chi bộ thôn Nà Coóc", "BB", UnitKind.CELL, ("Nà Coóc",)),
+    UnitRow(6, "BB-KP", "Chi bộ thôn Khuổi Pết – Nà Ngòa", "BB", UnitKind.CELL, ("Khuổi Pết", "Nà Ngòa")),
+    UnitRow(7, "BB-CL", "Chi bộ thôn Cốc Lót", "BB", UnitKind.CELL, ("Cốc Lót",)),
+    UnitRow(8, "NM-PC", "Chi bộ thôn Pác Cáp", "NM", UnitKind.CELL, ("Pác Cáp",)),
+    UnitRow(9, "NM-KS", "Chi bộ thôn Khâu Slôm", "NM", UnitKind.CELL, ("Khâu Slôm",)),
+    UnitRow(10, "CT-KU", "Chi bộ thôn Khuổi Ún", "CT", UnitKind.CELL, ("Khuổi Ún",)),
+    UnitRow(11, "CT-LM", "Chi bộ thôn Lủng Muổng", "CT", UnitKind.CELL, ("Lủng Muổng",)),
+)
+
+# Annual plan shares (current year) and term shares; the district's own rows are the headline.
+YEAR_SHARES: dict[str, int] = {
+    "PN": YEAR_PLAN, "BB": 35, "NM": 30, "CT": 25,
+    "BB-NC": 12, "BB-KP": 10, "BB-CL": 13, "NM-PC": 16, "NM-KS": 14, "CT-KU": 13, "CT-LM": 12,
+}
+TERM_SHARES: dict[str, int] = {"PN": TERM_TARGET, "BB": 150, "NM": 135, "CT": 115}
+
+# Where this year's 23 and the earlier term years' 192 were admitted (cells only; sums checked).
+YEAR_HISTORY: dict[str, int] = {"BB-NC": 4, "BB-KP": 2, "BB-CL": 3, "NM-PC": 5, "NM-KS": 3, "CT-KU": 4, "CT-LM": 2}
+EARLIER_HISTORY: dict[str, int] = {
+    "BB-NC": 30, "BB-KP": 24, "BB-CL": 28, "NM-PC": 34, "NM-KS": 26, "CT-KU": 27, "CT-LM": 23,
+}
+assert sum(YEAR_HISTORY.values()) == YEAR_ADMITTED
+assert sum(EARLIER_HISTORY.values()) == TERM_ADMITTED - YEAR_ADMITTED
+
+_FAMILY = ("Hoàng", "Lường", "Triệu", "Bàn", "Nông", "Đặng", "Lý", "Ma", "Hà", "Dương")
+_MIDDLE = {Sex.MALE: "Văn", Sex.FEMALE: "Thị"}
+_GIVEN = ("An", "Bình", "Chiến", "Dung", "Giang", "Hạnh", "Khánh", "Lan", "Minh", "Nga", "Phúc", "Quế", "Sơn",
+          "Thảo", "Tuyết", "Vân", "Xuân", "Yến")
+_ETHNICITY = ("Tày", "Tày", "Dao", "Mông", "Nùng", "Kinh")
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    """A ready-registered demo user: a fake Telegram id, an obviously invented name, a role at a unit."""
+
+    telegram_id: int
+    name: str
+    role: Role
+    unit_code: str
+
+
+PEOPLE: tuple[DemoPerson, ...] = (
+    DemoPerson(900001, "Lò Thị Mẫu", Role.SECRETARY, "BB-NC"),
+    DemoPerson(900002, "Triệu Văn Mẫu", Role.SECRETARY, "BB-KP"),
+    DemoPerson(900003, "Hoàng Văn Mẫu", Role.COMMITTEE, "PN"),
+    DemoPerson(900004, "Nông Thị Mẫu", Role.ADMIN, "PN"),
+)
+
+
+def term_of(year: int) -> tuple[int, int]:
+    """Return the 5-year term that `year` reports into (2026–2030 → 2025-2030; 2031 → 2030-2035)."""
+    start = FIRST_TERM_START + 5 * max(0, (year - FIRST_TERM_START - 1) // 5)
+    return start, start + 5
+
+
+def _spread(first: date, last: date, count: int) -> list[date]:
+    """Return `count` dates spread evenly from `first` to `last` (both included)."""
+    span = (last - first).days
+    return [first + timedelta(days=(span * i) // max(count - 1, 1)) for i in range(count)]
+
+
+def _draft(unit_id: int, number: int, on: date) -> AdmissionDraft:
+    """Return an invented admission (name, birth year, sex, ethnicity) numbered `number`."""
+    sex = Sex.FEMALE if number % 2 else Sex.MALE
+    name = f"{_FAMILY[number % len(_FAMILY)]} {_MIDDLE[sex]} {_GIVEN[(number * 7) % len(_GIVEN)]}"
+    return AdmissionDraft(
+        unit_id=unit_id,
+        full_name=name,
+        birth_year=on.year - 20 - number % 15,
+        sex=sex,
+        admitted_on=on,
+        ethnicity=_ETHNICITY[number % len(_ETHNICITY)],
+        decision_no=f"{100 + number}-QĐ/HU",
+        youth_union=number % 3 != 0,
+    )
+
+
+async def seed_demo(session: AsyncSession, today: date, now: datetime, invite_days: int = 14) -> None:
+    """Load the demo world into an empty database as of `today` (in the bot's timezone)."""
+    await load_units(session, UNITS)
+    units = {row.code: await unit_by_code(session, row.code) for row in UNITS}
+    term_start, term_end = term_of(today.year)
+    for code, value in YEAR_SHARES.items():
+        session.add(Target(unit_id=units[code].id, start_year=today.year, end_year=today.year, value=value))
+    for code, value in TERM_SHARES.items():
+        session.add(Target(unit_id=units[code].id, start_year=term_start, end_year=term_end, value=value))
+
+    # This year: from 1 January up to today. Earlier term years: spread over them.
+    this_year = _spread(date(today.year, 1, 1), today, YEAR_ADMITTED)
+    earlier = _spread(date(term_start, 1, 1), date(today.year - 1, 12, 31), TERM_ADMITTED - YEAR_ADMITTED)
+    number = 0
+    for history, dates in ((YEAR_HISTORY, this_year), (EARLIER_HISTORY, earlier)):
+        codes = [code for code, count in history.items() for _ in range(count)]
+        for code, on in zip(codes, dates, strict=True):
+            unit = units[code]
+            session.add(imported_admission(unit, _draft(unit.id, number, on), now))
+            number += 1
+    await session.flush()
+
+    for person in PEOPLE:
+        code = await create_invite(session, units[person.unit_code], person.role, now, invite_days)
+        await redeem_invite(session, code, person.telegram_id, person.name, "vi", now)

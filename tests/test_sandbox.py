@@ -1,0 +1,233 @@
+"""The local sandbox: the demo seed, and the web chat's JSON API over real HTTP with the real bot."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.config import Config, DatabaseSettings, SandboxSettings
+from localapi.demo import PEOPLE, TERM_SHARES, UNITS, YEAR_SHARES, seed_demo, term_of
+from localapi.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError
+from models.entities import Admission, Role
+from models.people import person_by_telegram_id
+from models.progress import Period, progress_of
+from models.units import unit_by_code
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+SECRETARY, OTHER_SECRETARY, COMMITTEE, ADMIN = (p.telegram_id for p in PEOPLE)
+JSON = {"Content-Type": "application/json"}
+
+
+# ---------------------------------------------------------------------------------- the seed
+
+
+@pytest.mark.parametrize("today", [date(2026, 1, 1), date(2026, 11, 26), date(2030, 12, 31), date(2031, 6, 15)])
+async def test_seed_puts_the_district_at_23_of_90_and_215_of_400(sessions, today: date) -> None:
+    now = datetime.combine(today, time(9), tzinfo=TZ)
+    async with sessions.begin() as session:
+        await seed_demo(session, today, now)
+    async with sessions() as session:
+        district = await unit_by_code(session, "PN")
+        year = await progress_of(session, district, Period.year(today.year), today)
+        term = await progress_of(session, district, Period(*term_of(today.year)), today)
+        assert (year.admitted, year.target) == (23, 90)
+        assert (term.admitted, term.target) == (215, 400)
+        assert term_of(today.year)[0] < today.year <= term_of(today.year)[1]
+        latest = await session.scalar(select(func.max(Admission.admitted_on)))
+        assert latest <= today  # nothing dated in the future
+        combined = await unit_by_code(session, "BB-KP")
+        assert combined.is_combined and [v.name for v in combined.villages] == ["Khuổi Pết", "Nà Ngòa"]
+        roles = {}
+        for demo in PEOPLE:
+            person = await person_by_telegram_id(session, demo.telegram_id)
+            assert person is not None and person.active
+            roles[person.display_name] = [(a.role, a.unit.code) for a in person.assignments]
+    assert roles == {"Lò Thị Mẫu": [(Role.SECRETARY, "BB-NC")], "Triệu Văn Mẫu": [(Role.SECRETARY, "BB-KP")],
+                     "Hoàng Văn Mẫu": [(Role.COMMITTEE, "PN")], "Nông Thị Mẫu": [(Role.ADMIN, "PN")]}
+    communes = [row.code for row in UNITS if row.parent_code == "PN"]
+    assert sum(YEAR_SHARES[c] for c in communes) == 90 and sum(TERM_SHARES[c] for c in communes) == 400
+
+
+# ---------------------------------------------------------------------------------- the live sandbox
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    """Yield a running sandbox (fake API, real bot, web chat) on free ports and its own database."""
+    config = Config(database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'bot.db'}"),
+                    sandbox=SandboxSettings(port=0, database_url=f"sqlite:///{tmp_path / 'sandbox.db'}"))
+    running = await Sandbox(config, port=0).start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def web(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    """Yield an HTTP client for the sandbox page."""
+    async with httpx.AsyncClient(base_url=sandbox.url, timeout=30) as client:
+        yield client
+
+
+async def chat_until(web: httpx.AsyncClient, user: int, found: Callable[[list[dict]], Any], timeout: float = 20) -> Any:
+    """Poll the person's chat (as the page does) until `found(bot messages)` is truthy; return it."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        answer = await web.get("/api/chat", params={"user": user})
+        assert answer.status_code == 200
+        bot = [e["message"] for e in answer.json()["history"] if e["from"] == "bot"]
+        value = found(bot)
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not found within {timeout} s; bot said: {[m.get('text') for m in bot][-3:]}")
+        await asyncio.sleep(0.05)
+
+
+def last_text_with(fragment: str) -> Callable[[list[dict]], dict | None]:
+    """Return a finder of the newest bot message containing `fragment`."""
+    return lambda bot: bot[-1] if bot and fragment in (bot[-1].get("text") or bot[-1].get("caption") or "") else None
+
+
+async def say(web: httpx.AsyncClient, user: int, text: str, expect: str) -> dict:
+    """Write as the person and wait for the bot's newest message to contain `expect`."""
+    answer = await web.post("/api/send", json={"user": user, "text": text})
+    assert answer.status_code == 200, answer.text
+    return await chat_until(web, user, last_text_with(expect))
+
+
+async def tap(web: httpx.AsyncClient, user: int, message: dict, label: str, expect: str) -> dict:
+    """Tap the button `label` under `message` and wait for the bot's newest message to contain `expect`."""
+    buttons = [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
+    [button] = [b for b in buttons if b["text"] == label]
+    answer = await web.post("/api/tap", json={"user": user, "message_id": message["message_id"],
+                                              "data": button["callback_data"]})
+    assert answer.status_code == 200, answer.text
+    return await chat_until(web, user, last_text_with(expect))
+
+
+async def test_page_people_and_menu(web: httpx.AsyncClient) -> None:
+    page = await web.get("/")
+    assert page.status_code == 200 and "/app.js" in page.text and page.headers["content-type"].startswith("text/html")
+    for name in ("/app.js", "/style.css", "/i18n.js"):
+        assert (await web.get(name)).status_code == 200
+    people = (await web.get("/api/people")).json()
+    assert people["lang"] == "vi"
+    assert [(p["name"], p["role"], p["unit"]) for p in people["people"]] == [
+        ("Lò Thị Mẫu", "secretary", "Chi bộ thôn Nà Coóc"),
+        ("Triệu Văn Mẫu", "secretary", "Chi bộ thôn Khuổi Pết – Nà Ngòa"),
+        ("Hoàng Văn Mẫu", "committee", "Huyện ủy Pác Nặm"),
+        ("Nông Thị Mẫu", "admin", "Huyện ủy Pác Nặm"),
+    ]
+    vi = {c["command"]: c["description"] for c in (await web.get("/api/commands?lang=vi")).json()["commands"]}
+    en = {c["command"]: c["description"] for c in (await web.get("/api/commands?lang=en")).json()["commands"]}
+    assert {"report", "progress", "help"} <= set(vi) and set(vi) == set(en)
+    assert vi["report"] != en["report"]
+    assert (await web.get("/api/nothing")).status_code == 404
+    assert (await web.post("/api/send", content=b"user=900001&text=hi")).status_code == 415  # no form posts
+    assert (await web.get("/api/people", headers={"Host": "evil.example"})).status_code == 403
+    assert (await web.post("/api/send", json={"user": 12345, "text": "hi"})).status_code == 404
+
+
+async def test_secretary_reports_by_buttons_and_the_committee_sees_24_of_90(web: httpx.AsyncClient) -> None:
+    progress = await say(web, COMMITTEE, "/progress", "23/90")
+    assert "215/400" in progress["text"] and progress["parse_mode"] == "HTML"
+
+    await say(web, SECRETARY, "/report", "họ và tên")
+    await say(web, SECRETARY, "Lường Thị Hoa", "Năm sinh")
+    sex = await say(web, SECRETARY, "1999", "Giới tính")
+    ethnicity = await tap(web, SECRETARY, sex, "Nữ", "Dân tộc")
+    day = await tap(web, SECRETARY, ethnicity, "Tày", "Ngày quyết định")
+    decision = await tap(web, SECRETARY, day, "Hôm nay", "Số quyết định")
+    youth = await tap(web, SECRETARY, decision, "Bỏ qua", "đoàn viên")
+    card = await tap(web, SECRETARY, youth, "Có", "Phiếu báo cáo")
+    saved = await tap(web, SECRETARY, card, "✅ Lưu báo cáo", "Đã lưu")
+    assert "Chi bộ thôn Nà Coóc" in saved["text"]
+
+    progress = await say(web, COMMITTEE, "/progress", "24/90")
+    assert "216/400" in progress["text"]
+    other = (await web.get("/api/chat", params={"user": OTHER_SECRETARY})).json()
+    assert other["history"] == []  # what one person does stays in their chat
+
+
+async def test_english_switch_then_reset_restores_the_demo_world(web: httpx.AsyncClient, sandbox: Sandbox) -> None:
+    assert (await web.post("/api/lang", json={"lang": "en"})).json() == {"ok": True, "lang": "en"}
+    assert "Annual plan" in (await say(web, COMMITTEE, "/progress", "23/90"))["text"]
+    await say(web, SECRETARY, "/report Lo Thi Hoa, 1998, nu, 15/05/2026", "Lo Thi Hoa")
+
+    assert (await web.post("/api/reset", json={})).status_code == 200
+    assert (await web.get("/api/chat", params={"user": COMMITTEE})).json()["history"] == []
+    text = (await say(web, COMMITTEE, "/progress", "23/90"))["text"]
+    assert "Annual plan" in text  # the language choice survives a reset
+    assert (await web.post("/api/lang", json={"lang": "xx"})).status_code == 400
+
+
+async def test_files_the_bot_sent_can_be_downloaded(web: httpx.AsyncClient, sandbox: Sandbox) -> None:
+    from tests.test_localapi import png_bytes
+
+    async with httpx.AsyncClient(base_url=sandbox.api.base_url.rsplit("/bot", 1)[0]) as api:
+        sent = await api.post(f"/bot{SANDBOX_TOKEN}/sendPhoto", data={"chat_id": str(ADMIN)},
+                              files={"photo": ("chart.png", png_bytes(), "image/png")})
+        photo_id = sent.json()["result"]["photo"][0]["file_id"]
+        sent = await api.post(f"/bot{SANDBOX_TOKEN}/sendDocument", data={"chat_id": str(ADMIN)},
+                              files={"document": ("tiến độ.html", b"<script>x</script>", "text/html")})
+        document = sent.json()["result"]["document"]
+    shown = await web.get(f"/api/file/{photo_id}?inline=1")
+    assert shown.content == png_bytes() and shown.headers["content-type"] == "image/png"
+    assert shown.headers["content-disposition"].startswith("inline")
+    download = await web.get(f"/api/file/{document['file_id']}?inline=1")  # never shown inline: not an image
+    assert download.content == b"<script>x</script>"
+    assert download.headers["content-disposition"] == "attachment; filename*=UTF-8''ti%E1%BA%BFn%20%C4%91%E1%BB%99.html"
+    assert (await web.get("/api/file/nope")).status_code == 404
+    history = (await web.get("/api/chat", params={"user": ADMIN})).json()["history"]
+    assert [("photo" in e["message"], "document" in e["message"]) for e in history] == [(True, False), (False, True)]
+
+
+async def test_run_now_uses_run_weekly_or_answers_501(
+    web: httpx.AsyncClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "handlers.reminders", None)  # as if the feature were absent
+    missing = await web.post("/api/run/reminder", json={})
+    assert missing.status_code == 501 and missing.json()["error"] == "not_available"
+
+    calls: list[tuple[Any, str]] = []
+
+    async def run_weekly(application: Any, kind: str, as_of: date | None = None) -> dict:
+        calls.append((application, kind))
+        await application.bot.send_message(COMMITTEE, f"<b>{kind}</b> now")
+        return {"kind": kind, "sent": 1}
+
+    monkeypatch.setitem(sys.modules, "handlers.reminders", types.SimpleNamespace(run_weekly=run_weekly))
+    done = await web.post("/api/run/digest", json={})
+    assert done.status_code == 200, done.text
+    assert calls == [(sandbox.application, "digest")]
+    await chat_until(web, COMMITTEE, last_text_with("<b>digest</b> now"))
+    assert (await web.post("/api/run/weather", json={})).status_code == 404
+
+
+async def test_refuses_to_wipe_the_real_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    config = Config(database=DatabaseSettings(url=url), sandbox=SandboxSettings(port=0, database_url=url))
+    with pytest.raises(SandboxError) as raised:
+        await Sandbox(config, port=0).start()
+    assert raised.value.reason == "same_database"
+    assert not (tmp_path / "bot.db").exists()
+
+
+def test_bot_config_points_only_at_the_local_fake(tmp_path: Path) -> None:
+    config = replace(Config(), sandbox=SandboxSettings(database_url=f"sqlite:///{tmp_path / 's.db'}"))
+    sandbox = Sandbox(config, port=0)
+    bot = sandbox.bot_config()
+    assert bot.telegram.base_url.startswith("http://127.0.0.1:") and bot.telegram.token == SANDBOX_TOKEN
+    assert bot.database.url == config.sandbox.database_url
