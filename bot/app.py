@@ -29,7 +29,7 @@ from bot.i18n import Texts
 from bot.logs import configure_logging
 from bot.persistence import DatabasePersistence
 from bot.polling import Poller
-from handlers import errors, progress, registration, report, undo
+from handlers import chart, errors, export, progress, registration, reminders, report, undo
 from handlers.common import translator
 from models.db import create_engine_for, session_factory
 from models.updates import forget_processed_before, mark_processed, was_processed
@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 
 # Feature modules, each exporting build_handlers() and optionally COMMANDS (menu) and HELP (help
 # lines); their order is the order of matching in group 0 and of the menu.
-FEATURES: tuple[ModuleType, ...] = (registration, report, undo, progress)
+FEATURES: tuple[ModuleType, ...] = (registration, report, undo, progress, chart, export, reminders)
 # Optional start-up hooks of features (e.g. rebuilding scheduled jobs): async fn(application).
-STARTUP_HOOKS: list[Callable] = []
+STARTUP_HOOKS: list[Callable] = [reminders.startup]
 
 GUARD_GROUP = -1  # runs first: unregistered people are stopped here
 FEATURE_GROUP = 0

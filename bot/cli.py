@@ -231,6 +231,41 @@ async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
+    """Write the progress export of a unit's subtree: XLSX, or CSV when the file name ends in .csv."""
+    from models.progress import Period
+    from models.units import unit_by_code
+    from reports.exports import export_bytes
+
+    day = cli.clock.now().astimezone(cli.config.bot.tz).date()
+    try:
+        period = Period.parse(args.period) if args.period else Period.year(day.year)
+    except ValueError:
+        raise CliError(cli.t("bad_period", period=args.period)) from None
+    fmt = "csv" if args.out.suffix.lower() == ".csv" else "xlsx"
+
+    async def work(session: AsyncSession) -> tuple[Any, Callable[[], bytes]]:
+        unit = await unit_by_code(session, args.unit.strip())
+        if unit is None:
+            raise CliError(cli.t("unknown_unit", code=args.unit))
+        _, render = await export_bytes(session, unit, period, day, fmt)
+        return unit, render  # type: ignore[return-value]
+
+    unit, render = await in_transaction(cli, work)
+    try:
+        args.out.write_bytes(render())
+    except OSError as exc:
+        raise CliError(cli.t("file_unwritable", path=args.out, error=exc.strerror or exc)) from None
+    cli.out(cli.t("export_done", path=args.out, name=unit.name, code=unit.code, period=period.label()))
+    return 0
+
+
+def _export_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("--unit", required=True, metavar="CODE", help=t("arg.unit_code"))
+    parser.add_argument("--period", default=None, metavar="PERIOD", help=t("arg.period"))
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE", help=t("arg.out"))
+
+
 def no_token(config: Config, texts: Texts | None = None) -> int:
     """Explain, in Vietnamese and English, how to get a bot token and where to put it; return 1."""
     texts = texts or Texts.load()
@@ -242,13 +277,102 @@ def no_token(config: Config, texts: Texts | None = None) -> int:
 
 
 def cmd_run(cli: Cli, args: argparse.Namespace) -> int:
-    """Run the bot (long polling) until interrupted."""
+    """Run the bot (long polling) until interrupted; with no token, run the local sandbox instead."""
     if not cli.config.has_token:
-        return no_token(cli.config, cli.texts)
+        no_token(cli.config, cli.texts)
+        for lang in ("vi", "en"):
+            cli.err(cli.texts.get("sandbox.starting_instead", lang))
+        return run_sandbox(cli, cli.config.sandbox.port)
     from bot.app import run_bot
 
     run_bot(cli.config)
     return 0
+
+
+def run_sandbox(cli: Cli, port: int) -> int:
+    """Run the local sandbox (fake Bot API, the real bot, web chat) until Ctrl+C; print the banner."""
+    import errno
+    import logging
+
+    from bot.logs import configure_logging
+    from localapi.sandbox import Sandbox, SandboxError, serve
+
+    where = cli.config.path or DEFAULT_CONFIG
+
+    def ready(sandbox: Sandbox) -> None:
+        database = make_url(sandbox.database_url).render_as_string(hide_password=True)
+        for lang in ("vi", "en"):
+            cli.out(cli.texts.get("sandbox.banner", lang, url=sandbox.url, database=database, config=where))
+
+    configure_logging()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the demo database is migrated at every start
+    try:
+        asyncio.run(serve(cli.config, port, ready))
+    except KeyboardInterrupt:  # Ctrl+C before the signal handlers were in place
+        pass
+    except SandboxError as exc:
+        raise CliError(cli.texts.get(f"sandbox.{exc.reason}", cli.lang, url=exc.detail), 2) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise CliError(cli.texts.get("sandbox.port_in_use", cli.lang, port=port, error=exc.strerror or exc,
+                                     config=where)) from None
+    cli.out(cli.texts.get("sandbox.stopped", cli.lang))
+    return 0
+
+
+def cmd_sandbox(cli: Cli, args: argparse.Namespace) -> int:
+    """Run the local try-it-out sandbox with a web chat on 127.0.0.1 (no token needed)."""
+    return run_sandbox(cli, cli.config.sandbox.port if args.port is None else args.port)
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: 0-65535")
+    return int(value)
+
+
+def _sandbox_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("--port", type=_port, metavar="PORT", help=t("arg.port"))
+
+
+async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:
+    """Perform one weekly run now (reminder or digest), duplicate-protected by the sent-log."""
+    if not cli.config.has_token:
+        return no_token(cli.config, cli.texts)
+    from bot.app import build_application, post_shutdown
+    from handlers.reminders import run_weekly
+
+    async def ready(session: AsyncSession) -> None:
+        return None
+
+    await in_transaction(cli, ready)  # a clear message when the database is missing or outdated
+    application = build_application(cli.config, clock=cli.clock)
+    await application.initialize()
+    try:
+        summary = await run_weekly(application, args.kind, args.as_of)
+    finally:
+        await application.shutdown()
+        await post_shutdown(application)
+    kind = cli.texts.get(f"weekly.kind_{args.kind}", cli.lang)
+    shown = {k: format_number(v, cli.lang) for k, v in vars(summary).items() if isinstance(v, int)}
+    shown.pop("away", None)
+    cli.out(cli.texts.get("weekly.cli_done", cli.lang, kind=kind, week=summary.week_start.strftime("%d/%m/%Y"),
+                          **shown))
+    return 0 if summary.failed == 0 else 1
+
+
+def _remind_now_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    from datetime import date
+
+    def day(value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r}: yyyy-mm-dd") from None
+
+    parser.add_argument("--kind", choices=("reminder", "digest"), default="reminder", help=t("arg.kind"))
+    parser.add_argument("--as-of", dest="as_of", type=day, default=None, metavar="YYYY-MM-DD", help=t("arg.as_of"))
 
 
 # The table of commands ------------------------------------------------------------------------
@@ -275,7 +399,10 @@ COMMANDS: dict[str, Command] = {
     "import-targets": Command(cmd_import_targets, ("file",)),
     "import-admissions": Command(cmd_import_admissions, ("file",)),
     "invite": Command(cmd_invite, ("unit_code", "role")),
+    "export": Command(cmd_export, setup=_export_options),
     "run": Command(cmd_run),
+    "remind-now": Command(cmd_remind_now, setup=_remind_now_options),
+    "sandbox": Command(cmd_sandbox, setup=_sandbox_options),
 }
 
 _ARGUMENT_TYPES: dict[str, Callable[[str], Any]] = {"file": Path}

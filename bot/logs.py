@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 _TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
 
@@ -29,3 +30,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Buttons inside /report are tracked per chat on purpose (see handlers/report.py).
+    warnings.filterwarnings("ignore", message="If 'per_message=False'")

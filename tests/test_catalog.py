@@ -36,6 +36,8 @@ def test_keys_used_in_code_exist() -> None:
     pattern = re.compile(r"""["']((?:%s)\.[a-z_][a-z0-9_.]*)["']""" % "|".join(sorted(features)))
     missing = []
     for path in list((ROOT / "handlers").glob("*.py")) + list((ROOT / "bot").glob("*.py")):
+        if path.name == "config.py":  # its dotted names are TOML keys ("sandbox.port"), not catalog keys
+            continue
         for key in pattern.findall(path.read_text(encoding="utf-8")):
             if key.endswith((".", "_")) or key in known:
                 continue

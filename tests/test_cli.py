@@ -16,7 +16,9 @@ from sqlalchemy import text
 
 from bot.config import load_config, parse_holidays
 from bot.i18n import Texts
-from models.db import create_sync_engine_for
+from alembic.script import ScriptDirectory
+
+from models.db import alembic_config, create_sync_engine_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,8 +94,9 @@ def test_units_targets_admissions_end_to_end(run: Run) -> None:
     failed(run("import-units", run.file("units.csv", UNITS)))  # before init
     assert "init" in run("import-units", "units.csv").stderr
     ok(run("init"))
-    assert "0001" in ok(run("init"))  # idempotent
-    assert run.query("SELECT version_num FROM alembic_version") == [("0001",)]
+    head = ScriptDirectory.from_config(alembic_config(run.url)).get_current_head()
+    assert head and head in ok(run("init"))  # idempotent, and says which schema it is at
+    assert run.query("SELECT version_num FROM alembic_version") == [(head,)]
 
     assert ok(run("import-units", "units.csv")).strip() == "Đơn vị: 6 (6 mới, 0 cập nhật)"
     units = {code: (name, path) for code, name, path in run.query("SELECT code, name, path FROM unit")}
@@ -190,18 +193,26 @@ def test_invite_link_role_check_and_english(sqlite_run: Callable[..., Run]) -> N
     assert "File not found" in failed(run("import-targets", "missing.csv"))
 
 
-def test_run_without_token_explains_botfather_in_both_languages(sqlite_run: Callable[..., Run]) -> None:
-    run = sqlite_run()
-    err = failed(run("run"))
+def test_run_without_token_explains_botfather_and_starts_the_sandbox(sqlite_run: Callable[..., Run]) -> None:
+    import socket
+
+    with socket.socket() as taken:  # the sandbox's port is busy, so it stops right after saying why
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = sqlite_run(f"[sandbox]\nport = {port}\n")
+        err = failed(run("run"))
     assert "@BotFather" in err and "TELEGRAM_BOT_TOKEN" in err and "[telegram] token" in err
     assert "Chưa có mã (token)" in err and "No Telegram bot token" in err
+    assert "HỘP CÁT DÙNG THỬ" in err and "LOCAL SANDBOX" in err
+    assert f"Không mở được cổng {port}" in err and "--port" in err
 
 
 def test_config_errors_name_the_key_and_exit_2(sqlite_run: Callable[..., Run]) -> None:
     run = sqlite_run("[bot]\ncolour = 1\n")
     assert "bot.colour" in failed(run("init"), code=2)
     help_text = ok(run("--help", config=run.folder / "absent.toml"))
-    for command in ("init", "import-units", "import-targets", "import-admissions", "invite", "run"):
+    for command in ("init", "import-units", "import-targets", "import-admissions", "invite", "run", "sandbox"):
         assert command in help_text
 
 
