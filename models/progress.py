@@ -11,10 +11,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.entities import Admission, Sex, Target, Unit
+from models.sql import position, unindexed
 from models.units import in_subtree, subtree_range
 
 _PERIOD_RE = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
@@ -195,17 +195,36 @@ def expected_by(target: int | None, period: Period, today: date) -> int | None:
     return int(share.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
+async def _is_whole_tree(session: AsyncSession, unit: Unit) -> bool:
+    """Tell whether `unit`'s subtree is every unit there is (the only root)."""
+    if unit.parent_id is not None:
+        return False
+    roots = await session.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
+    return roots == 1
+
+
+async def _in_scope(session: AsyncSession, unit: Unit, period: Period) -> list[ColumnElement[bool]]:
+    """Return the conditions "counted, within `period`, in the subtree of `unit`", shaped for the indexes.
+
+    The whole tree reads the date-first index (one period of rows) and needs no path condition;
+    any smaller subtree reads its path range in the path-first index (every period of that
+    subtree only), so the date conditions are kept away from the planner there.
+    """
+    if await _is_whole_tree(session, unit):
+        return [_counted_in(period)]
+    admitted_on = unindexed(Admission.admitted_on)
+    return [
+        in_subtree(Admission.unit_path, unit.path),
+        admitted_on >= period.first_day,
+        admitted_on <= period.last_day,
+        Admission.withdrawn_at.is_(None),
+    ]
+
+
 async def count_admitted(session: AsyncSession, unit: Unit, period: Period) -> int:
     """Return the counted (not withdrawn) admissions of the subtree decided within `period`."""
     value = await session.scalar(
-        select(func.count())
-        .select_from(Admission)
-        .where(
-            in_subtree(Admission.unit_path, unit.path),
-            Admission.admitted_on >= period.first_day,
-            Admission.admitted_on <= period.last_day,
-            Admission.withdrawn_at.is_(None),
-        )
+        select(func.count(Admission.unit_path)).where(*await _in_scope(session, unit, period))
     )
     return int(value or 0)
 
@@ -276,9 +295,7 @@ def _row_figures(row: Sequence[int]) -> tuple[int, Breakdown]:
 
 async def breakdown_of(session: AsyncSession, unit: Unit, period: Period) -> tuple[int, Breakdown]:
     """Return (counted admissions, breakdown) of the subtree of `unit` within `period`, in one query."""
-    row = (await session.execute(
-        select(*_aggregates(period)).where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
-    )).one()
+    row = (await session.execute(select(*_aggregates(period)).where(*await _in_scope(session, unit, period)))).one()
     return _row_figures(row)
 
 
@@ -338,31 +355,28 @@ class ProgressReport:
 async def progress_report(session: AsyncSession, unit: Unit, period: Period, today: date) -> ProgressReport:
     """Return the unit's progress and its children's; the unit's totals are summed from the children.
 
-    Three queries: the children with their figures (one grouped outer join, each child's subtree an
-    index-only range of ix_admission_counted), the unit's own direct admissions, and the targets.
+    One scan of the subtree's counted admissions grouped by the child each belongs to (the path
+    segment after the unit's own path; the unit's own path for admissions recorded at the unit
+    itself), plus the children and the targets.
     """
-    child = aliased(Unit, name="child")
-    upper = func.substr(child.path, 1, func.length(child.path) - 1) + "0"
+    length = len(unit.path)
+    rest = func.substr(Admission.unit_path, length + 1)
+    child_path = func.substr(Admission.unit_path, 1, position(rest, "/") + length).label("child_path")
     rows = (await session.execute(
-        select(child, *_aggregates(period))
-        .outerjoin(Admission, and_(Admission.unit_path >= child.path, Admission.unit_path < upper,
-                                   _counted_in(period)))
-        .where(child.parent_id == unit.id)
-        .group_by(child.id)
+        select(child_path, *_aggregates(period)).where(*await _in_scope(session, unit, period)).group_by(child_path)
     )).all()
-    direct_row = (await session.execute(
-        select(*_aggregates(period)).where(Admission.unit_path == unit.path, _counted_in(period))
-    )).one()
-    targets = await targets_of(session, [unit.id, *(row[0].id for row in rows)], period)
-    children = []
-    direct, breakdown = _row_figures(direct_row)
+    figures_by_path = {row[0]: _row_figures(row[1:]) for row in rows}
+    child_units = list(await session.scalars(select(Unit).where(Unit.parent_id == unit.id)))
+    targets = await targets_of(session, [unit.id, *(child.id for child in child_units)], period)
+    direct, breakdown = figures_by_path.get(unit.path, (0, Breakdown()))
     admitted = direct
-    for row in rows:
-        count, figures = _row_figures(row[1:])
+    children = []
+    for child in child_units:
+        count, figures = figures_by_path.get(child.path, (0, Breakdown()))
         admitted += count
         breakdown = breakdown + figures
-        target = targets.get(row[0].id)
-        children.append(Progress(unit=row[0], period=period, admitted=count, target=target,
+        target = targets.get(child.id)
+        children.append(Progress(unit=child, period=period, admitted=count, target=target,
                                  expected=expected_by(target, period, today), as_of=today, breakdown=figures))
     children.sort(key=schedule_order)
     target = targets.get(unit.id)
@@ -382,7 +396,7 @@ async def subtree_progress(session: AsyncSession, unit: Unit, period: Period, to
     ))
     rows = await session.execute(
         select(Admission.unit_path, *_aggregates(period))
-        .where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
+        .where(*await _in_scope(session, unit, period))
         .group_by(Admission.unit_path)
     )
     totals: dict[str, tuple[int, Breakdown]] = {}
@@ -413,7 +427,7 @@ async def monthly_admitted(session: AsyncSession, unit: Unit, period: Period) ->
     """Return counted admissions of the subtree per calendar month of `period`, in order."""
     rows = await session.execute(
         select(Admission.admitted_on, func.count())
-        .where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
+        .where(*await _in_scope(session, unit, period))
         .group_by(Admission.admitted_on)
     )
     months = [0] * ((period.end_year - period.start_year + 1) * 12)
@@ -444,7 +458,7 @@ async def admissions_in(session: AsyncSession, unit: Unit, period: Period) -> li
         select(Unit.code, Unit.name, Admission.full_name, Admission.birth_year, Admission.sex, Admission.ethnicity,
                Admission.minority, Admission.youth_union, Admission.decision_no, Admission.admitted_on)
         .join(Unit, Unit.id == Admission.unit_id)
-        .where(in_subtree(Admission.unit_path, unit.path), _counted_in(period))
+        .where(*await _in_scope(session, unit, period))
         .order_by(Admission.admitted_on, Unit.code, Admission.id)
     )
     return [AdmissionRow(*row) for row in rows]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint, delete, func, select, update
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base
 from models.entities import Admission, AdmissionSource, Assignment, Person, Role, Target, Unit, UnitKind
 from models.progress import Period, expected_by
+from models.sql import unindexed
 from models.units import in_subtree
 
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -47,7 +48,7 @@ class WeeklyCheckIn(Base):
     """A secretary's "no new admissions this week" for one cell and week (deleted when undone)."""
 
     __tablename__ = "weekly_check_in"
-    __table_args__ = (UniqueConstraint("unit_id", "week_start"),)
+    __table_args__ = (UniqueConstraint("unit_id", "week_start"), Index("ix_weekly_check_in_week", "week_start", "unit_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
@@ -143,27 +144,39 @@ async def _cells_under(session: AsyncSession, unit: Unit) -> list[Unit]:
 
 
 async def reporting_rate(session: AsyncSession, unit: Unit, week_start: date, *, tz: tzinfo = DEFAULT_TZ) -> tuple[int, int]:
-    """Return (cells in the subtree of `unit` that reported in that week, cells in the subtree)."""
-    cells = await _cells_under(session, unit)
+    """Return (cells in the subtree of `unit` that reported in that week, cells in the subtree).
+
+    Counted in the database: the cells are a range of ix_unit_kind_path; the reports are the
+    week's range of ix_admission_reported_at (a week holds few), filtered by path afterwards.
+    """
+    cells = await session.scalar(
+        select(func.count()).select_from(Unit).where(Unit.kind == UnitKind.CELL, in_subtree(Unit.path, unit.path))
+    )
     if not cells:
         return 0, 0
     reported = await _reported_in_subtree(session, unit, week_start, tz)
-    return sum(1 for c in cells if c.id in reported), len(cells)
+    return len(reported), int(cells)
 
 
 async def _reported_in_subtree(session: AsyncSession, unit: Unit, week: date, tz: tzinfo) -> set[int]:
     low, high = week_bounds(week, tz)
-    chat = select(Admission.unit_id).where(
-        in_subtree(Admission.unit_path, unit.path),
-        Admission.source == AdmissionSource.CHAT,
-        Admission.withdrawn_at.is_(None),
-        Admission.reported_at >= low,
-        Admission.reported_at < high,
-    ).distinct()
+    # Chat reports are always for a secretary's cell (handlers/report.py offers only those).
+    chat = (
+        select(Admission.unit_id)
+        .where(
+            in_subtree(unindexed(Admission.unit_path), unit.path),  # drive from the week's reports
+            Admission.source == AdmissionSource.CHAT,
+            Admission.withdrawn_at.is_(None),
+            Admission.reported_at >= low,
+            Admission.reported_at < high,
+        )
+        .distinct()
+    )
     checked = (
         select(WeeklyCheckIn.unit_id)
         .join(Unit, Unit.id == WeeklyCheckIn.unit_id)
-        .where(in_subtree(Unit.path, unit.path), WeeklyCheckIn.week_start == week)
+        .where(in_subtree(unindexed(Unit.path), unit.path), unindexed(Unit.kind) == UnitKind.CELL,
+               WeeklyCheckIn.week_start == week)
     )
     return set(await session.scalars(chat)) | set(await session.scalars(checked))
 
