@@ -49,16 +49,22 @@ FEATURE_GROUP = 0
 class AdmissionsApplication(Application):  # type: ignore[type-arg]
     """Application that skips repeated updates and persists state right after each update."""
 
+    # Until the first update not seen before, each one is checked against the database: only
+    # updates delivered again after a crash can have been processed. From then on ids only grow.
+    _checking_repeats = True
+
     async def process_update(self, update: object) -> None:
         """Process an update once; flush conversation state before confirming it as processed."""
         data: BotData = self.bot_data  # type: ignore[assignment]
         if not isinstance(update, Update) or data.sessions is None:
             await super().process_update(update)
             return
-        async with data.sessions() as session:
-            if await was_processed(session, update.update_id):
-                logger.info("Skipping repeated update %s", update.update_id)
-                return
+        if self._checking_repeats:
+            async with data.sessions() as session:
+                if await was_processed(session, update.update_id):
+                    logger.info("Skipping repeated update %s", update.update_id)
+                    return
+            self._checking_repeats = False
         await super().process_update(update)
         await self.update_persistence()
         async with data.sessions.begin() as session:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from babel.numbers import format_decimal
+from babel.numbers import get_decimal_symbol, get_group_symbol
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 LANGUAGES = ("vi", "en")
@@ -95,14 +96,23 @@ class Translator:
         return value.strftime("%d/%m/%Y")
 
 
+@lru_cache(maxsize=None)
+def _symbols(lang: str) -> tuple[str, str]:
+    """Return the language's (grouping, decimal) symbols, from Babel's CLDR data."""
+    return get_group_symbol(lang), get_decimal_symbol(lang)
+
+
 def format_number(value: int | float | Decimal, lang: str = "vi") -> str:
     """Format a whole number with the language's grouping (2.817 / 2,817)."""
-    return format_decimal(value, format="#,##0", locale=lang)
+    whole = int(Decimal(str(value)).quantize(Decimal("1"), rounding=ROUND_HALF_EVEN))
+    return f"{whole:,}".replace(",", _symbols(lang)[0])
 
 
 def format_percent(value: Decimal | float | None, lang: str = "vi") -> str:
     """Format a percentage with one decimal (53,8 % / 53.8%)."""
     if value is None:
         return "—"
-    number = format_decimal(Decimal(str(value)), format="#,##0.0", locale=lang, decimal_quantization=True)
+    group, decimal = _symbols(lang)
+    rounded = Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+    number = f"{rounded:,.1f}".replace(",", "\0").replace(".", decimal).replace("\0", group)
     return f"{number} %" if lang == "vi" else f"{number}%"

@@ -32,19 +32,30 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
             update_interval=update_interval,
         )
         self.sessions = sessions
+        # What the database holds, as written: unchanged data is not written again (most updates
+        # change nothing, and the application flushes after every update).
+        self._stored: dict[tuple[str, str], str] = {}
 
     async def _load(self, kind: str) -> dict[str, Any]:
         async with self.sessions() as session:
-            rows = await session.scalars(select(StoredState).where(StoredState.kind == kind))
-            return {row.key: json.loads(row.data) for row in rows}
+            rows = list(await session.scalars(select(StoredState).where(StoredState.kind == kind)))
+        self._stored.update({(kind, row.key): row.data for row in rows})
+        return {row.key: json.loads(row.data) for row in rows}
 
     async def _save(self, kind: str, key: str, value: Any) -> None:
+        data = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if self._stored.get((kind, key)) == data:
+            return
         async with self.sessions.begin() as session:
-            await session.merge(StoredState(kind=kind, key=key, data=json.dumps(value, ensure_ascii=False)))
+            await session.merge(StoredState(kind=kind, key=key, data=data))
+        self._stored[(kind, key)] = data
 
     async def _drop(self, kind: str, key: str) -> None:
+        if (kind, key) not in self._stored:
+            return  # loaded at start and never written since: nothing to delete
         async with self.sessions.begin() as session:
             await session.execute(delete(StoredState).where(StoredState.kind == kind, StoredState.key == key))
+        self._stored.pop((kind, key), None)
 
     async def get_user_data(self) -> dict[int, dict[str, Any]]:
         """Return every stored user_data dict."""

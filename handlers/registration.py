@@ -8,7 +8,7 @@ from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, Ty
 from bot.context import BotContext
 from handlers.common import current_person, esc, translator
 from models.entities import Person, Role
-from models.people import InviteRejected, Scope, redeem_invite
+from models.people import InviteRejected, Scope, reactivate, redeem_invite, registration_of
 
 WELCOME = {Role.SECRETARY: "registration.welcome_secretary", Role.COMMITTEE: "registration.welcome_committee",
            Role.ADMIN: "registration.welcome_admin"}
@@ -32,10 +32,11 @@ async def guard(update: Update, context: BotContext) -> None:
     if user is None or update.effective_chat is None or _is_start(update):
         return
     async with context.transaction() as session:
-        person = await current_person(session, update)
-        if person is not None:
-            if not person.active:  # they wrote again, so they unblocked the bot
-                person.active, person.blocked_at = True, None
+        registration = await registration_of(session, user.id)
+        if registration is not None:
+            person_id, active = registration
+            if not active:  # they wrote again, so they unblocked the bot
+                await reactivate(session, person_id)
             return
     tr = translator(context, update)
     if update.callback_query is not None:

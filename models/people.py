@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from models.entities import Assignment, Invite, Person, Role, Unit
 from models.units import is_within
@@ -81,11 +81,27 @@ async def redeem_invite(
 
 async def person_by_telegram_id(session: AsyncSession, telegram_id: int) -> Person | None:
     """Return the registered person with their assignments and units, or None."""
-    return await session.scalar(
+    result = await session.execute(
         select(Person)
         .where(Person.telegram_id == telegram_id)
-        .options(selectinload(Person.assignments).selectinload(Assignment.unit).selectinload(Unit.villages))
+        .options(joinedload(Person.assignments).joinedload(Assignment.unit))
     )
+    return result.unique().scalar_one_or_none()
+
+
+async def registration_of(session: AsyncSession, telegram_id: int) -> tuple[int, bool] | None:
+    """Return (person id, active) of a registered Telegram user, or None (one indexed lookup)."""
+    row = (await session.execute(
+        select(Person.id, Person.active).where(Person.telegram_id == telegram_id)
+    )).first()
+    return None if row is None else (row.id, row.active)
+
+
+async def reactivate(session: AsyncSession, person_id: int) -> None:
+    """Mark a person reachable again (they wrote to the bot after blocking it)."""
+    person = await session.get(Person, person_id)
+    if person is not None:
+        person.active, person.blocked_at = True, None
 
 
 @dataclass(frozen=True)

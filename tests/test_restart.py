@@ -31,6 +31,8 @@ async def test_repeated_update_is_not_processed_twice(harness) -> None:
     message_id, data = bot.api.find_button(1001, "✅")
     update = bot.api.push_callback(1001, message_id, data)
     await bot.settle(update)
+    await bot.crash()  # as if the process died before Telegram learnt the update was handled
+    await bot.start()
     mark = bot.api.mark()
     again = dict(update)
     bot.api.push_update(again)  # Telegram delivers the same update_id again
