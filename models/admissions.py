@@ -57,23 +57,7 @@ async def record_admission(
     unit = await session.get(Unit, draft.unit_id)
     if unit is None or not Scope(person).may_report_for(unit):
         raise NotAllowed(draft.unit_id)
-    admission = Admission(
-        unit_id=unit.id,
-        unit_path=unit.path,
-        full_name=draft.full_name,
-        name_key=name_key(draft.full_name),
-        birth_year=draft.birth_year,
-        sex=draft.sex,
-        ethnicity=draft.ethnicity,
-        minority=is_minority(draft.ethnicity),
-        youth_union=draft.youth_union,
-        decision_no=draft.decision_no,
-        admitted_on=draft.admitted_on,
-        source=AdmissionSource.CHAT,
-        reported_by_id=person.id,
-        reported_at=now,
-        report_ref=report_ref,
-    )
+    admission = new_admission(unit, draft, AdmissionSource.CHAT, now, reported_by_id=person.id, report_ref=report_ref)
     try:
         async with session.begin_nested():
             session.add(admission)
@@ -85,8 +69,11 @@ async def record_admission(
     return admission, True
 
 
-def imported_admission(unit: Unit, draft: AdmissionDraft, now: datetime) -> Admission:
-    """Return an Admission for history loaded from a file (never counts as a weekly report)."""
+def new_admission(
+    unit: Unit, draft: AdmissionDraft, source: AdmissionSource, now: datetime,
+    *, reported_by_id: int | None = None, report_ref: str | None = None,
+) -> Admission:
+    """Return an Admission of `unit` made of the draft's answers (not yet added to a session)."""
     return Admission(
         unit_id=unit.id,
         unit_path=unit.path,
@@ -99,9 +86,16 @@ def imported_admission(unit: Unit, draft: AdmissionDraft, now: datetime) -> Admi
         youth_union=draft.youth_union,
         decision_no=draft.decision_no,
         admitted_on=draft.admitted_on,
-        source=AdmissionSource.IMPORT,
+        source=source,
+        reported_by_id=reported_by_id,
         reported_at=now,
+        report_ref=report_ref,
     )
+
+
+def imported_admission(unit: Unit, draft: AdmissionDraft, now: datetime) -> Admission:
+    """Return an Admission for history loaded from a file (never counts as a weekly report)."""
+    return new_admission(unit, draft, AdmissionSource.IMPORT, now)
 
 
 class UndoOutcome(enum.StrEnum):

@@ -11,26 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+
+
+def _with_driver(url: str, drivers: dict[str, str]) -> URL:
+    parsed = make_url(url)
+    driver = drivers.get(parsed.get_backend_name())
+    return parsed.set(drivername=driver) if driver else parsed
+
+
 def async_url(url: str) -> URL:
     """Return the async-driver form of a database URL (aiosqlite, psycopg)."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite")
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg")
-    return parsed
+    return _with_driver(url, ASYNC_DRIVERS)
 
 
 def sync_url(url: str) -> URL:
     """Return the synchronous-driver form of a database URL (used by Alembic)."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite")
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg")
-    return parsed
+    return _with_driver(url, SYNC_DRIVERS)
 
 
 def ensure_sqlite_folder(url: str) -> None:
