@@ -16,6 +16,9 @@ class RedactTokens(logging.Filter):
         message = record.getMessage()
         if _TOKEN.search(message):
             record.msg, record.args = _TOKEN.sub("<token>", message), None
+        if record.exc_info:  # a traceback may quote a URL with the token in it
+            record.exc_text = _TOKEN.sub("<token>", logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 

@@ -19,6 +19,9 @@ from telegram.ext import Application
 
 logger = logging.getLogger(__name__)
 
+# Only what the bot handles: an edited message is not a new answer, so it is never asked for.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
 
 class Poller:
     """Fetch updates with getUpdates and process them one by one, acknowledging each afterwards."""
@@ -29,6 +32,7 @@ class Poller:
         self.timeout = timeout
         self.max_backoff = max_backoff
         self._task: asyncio.Task[None] | None = None
+        self._current: asyncio.Future[None] | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -40,6 +44,8 @@ class Poller:
     async def stop(self) -> None:
         """Stop polling; an update being processed is finished first."""
         self._stopping.set()
+        if self._current is not None and not self._current.done():
+            await asyncio.wait({self._current})
         if self._task is not None:
             self._task.cancel()
             try:
@@ -59,7 +65,7 @@ class Poller:
         while not self._stopping.is_set():
             try:
                 updates = await self.application.bot.get_updates(
-                    offset=offset, timeout=self.timeout, allowed_updates=Update.ALL_TYPES,
+                    offset=offset, timeout=self.timeout, allowed_updates=ALLOWED_UPDATES,
                     read_timeout=self.timeout + 10,
                 )
             except InvalidToken:
@@ -75,8 +81,11 @@ class Poller:
                 continue
             backoff = 1.0
             for update in updates:
-                # Shielded: a stop() waits for the update in hand instead of cutting it in half.
-                await asyncio.shield(self._process(update))
+                if self._stopping.is_set():
+                    return  # not confirmed: Telegram delivers the rest again after the restart
+                # Shielded: stop() waits for the update in hand instead of cutting it in half.
+                self._current = asyncio.ensure_future(self._process(update))
+                await asyncio.shield(self._current)
                 offset = update.update_id + 1
 
     async def _process(self, update: Update) -> None:

@@ -10,7 +10,7 @@ keep working after a restart; every tap re-checks the person's scope before show
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -23,6 +23,7 @@ from handlers.common import current_person, esc, today, translator, unit_progres
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
 from models.progress import Period, Progress, current_term, progress_of, progress_report
+from models.reminders import DEFAULT_TZ, reporting_rate, week_start
 from models.units import unit_by_id
 
 COMMANDS = {"progress": "progress.commands.progress"}
@@ -140,13 +141,10 @@ def _child_button(tr: Translator, progress: Progress) -> InlineKeyboardButton:
     return InlineKeyboardButton(f"{mark} {name} · {figure}", callback_data=button_data("u", progress.unit, progress.period))
 
 
-async def _reporting_rate_line(session: AsyncSession, tr: Translator, unit: Unit, day: date) -> str | None:
-    """Return last week's reporting rate when the reminders feature provides it."""
-    try:
-        from models.reminders import reporting_rate, week_start  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    reported, cells = await reporting_rate(session, unit, week_start(day - timedelta(days=7)))
+async def _reporting_rate_line(session: AsyncSession, tr: Translator, unit: Unit, day: date,
+                               tz: tzinfo = DEFAULT_TZ) -> str | None:
+    """Return last week's reporting rate (cells that reported / cells), weeks counted in `tz`."""
+    reported, cells = await reporting_rate(session, unit, week_start(day - timedelta(days=7)), tz=tz)
     if not cells:
         return None
     return tr("progress.reporting_rate", reported=tr.number(reported), cells=tr.number(cells),
@@ -162,7 +160,7 @@ class View:
 
 
 async def build_view(session: AsyncSession, tr: Translator, person: Person, unit: Unit, period: Period | None,
-                     want_term: bool, day: date) -> View:
+                     want_term: bool, day: date, tz: tzinfo = DEFAULT_TZ) -> View:
     """Return the progress message of `unit` as the person may see it (drill-down only within scope)."""
     scope = Scope(person)
     overseer = scope.may_oversee(unit)
@@ -183,7 +181,7 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
         if schedule:
             lines.append(schedule)
     if overseer and unit.kind != UnitKind.CELL:
-        rate = await _reporting_rate_line(session, tr, unit, day)
+        rate = await _reporting_rate_line(session, tr, unit, day, tz)
         if rate:
             lines.append(rate)
     if not overseer and unit.parent_id:  # a secretary: the parent's totals, no drill-down
@@ -239,7 +237,7 @@ async def show_progress(update: Update, context: BotContext) -> None:
             views.append(View(tr("progress.bad_period"), None))
         else:
             for unit in home_units(person):
-                views.append(await build_view(session, tr, person, unit, period, want_term, day))
+                views.append(await build_view(session, tr, person, unit, period, want_term, day, context.config.bot.tz))
         if not views:
             views.append(View(tr("progress.not_registered_scope"), None))
     for view in views:
@@ -259,7 +257,7 @@ async def drill_down(update: Update, context: BotContext) -> None:
         tr = translator(context, update, person)
         unit = await unit_in_scope(session, person, parsed[0]) if parsed else None
         if parsed is not None and unit is not None:
-            view = await build_view(session, tr, person, unit, parsed[1], False, day)
+            view = await build_view(session, tr, person, unit, parsed[1], False, day, context.config.bot.tz)
     if view is None:
         await query.answer(tr("progress.out_of_scope"), show_alert=True)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, TypeHandler
 
 from bot.context import BotContext
@@ -28,8 +29,20 @@ def _is_start(update: Update) -> bool:
 
 async def guard(update: Update, context: BotContext) -> None:
     """Stop every update from someone unregistered (except /start) with a note on how to register."""
+    if update.edited_message is not None:
+        raise ApplicationHandlerStop  # an edited message is not a new answer (nor a new command)
     user = update.effective_user
-    if user is None or update.effective_chat is None or _is_start(update):
+    chat = update.effective_chat
+    if user is None or chat is None:
+        return
+    if chat.type != ChatType.PRIVATE:
+        # Progress, exports and reports hold personal data: never answered where others can read.
+        if update.callback_query is not None:
+            await update.callback_query.answer(translator(context, update)("registration.private_only"), show_alert=True)
+        elif update.message is not None and (update.message.text or "").startswith("/"):
+            await update.message.reply_text(translator(context, update)("registration.private_only"))
+        raise ApplicationHandlerStop
+    if _is_start(update):
         return
     async with context.transaction() as session:
         registration = await registration_of(session, user.id)
@@ -41,8 +54,7 @@ async def guard(update: Update, context: BotContext) -> None:
     tr = translator(context, update)
     if update.callback_query is not None:
         await update.callback_query.answer()
-    if update.effective_chat.type == "private":
-        await context.bot.send_message(update.effective_chat.id, tr("registration.unregistered"))
+    await context.bot.send_message(chat.id, tr("registration.unregistered"))
     raise ApplicationHandlerStop
 
 

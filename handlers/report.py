@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.context import BotContext
 from bot.i18n import Translator
@@ -24,6 +32,7 @@ from models.progress import Period, progress_of
 from models.units import unit_by_id
 from models.values import (
     COMMON_ETHNICITIES,
+    check_age_at_decision,
     clean_name,
     parse_birth_year,
     parse_date,
@@ -42,6 +51,7 @@ CELL, NAME, BIRTH_YEAR, SEX, ETHNICITY, ETHNICITY_OTHER, DATE, DECISION, YOUTH, 
 END = ConversationHandler.END
 DRAFT = "report"
 MAX_TEXT = 200  # anything longer is not an answer to any step
+DRAFT_LIFETIME = timedelta(days=2)  # an unfinished report (names, birth years) is then forgotten
 ETHNICITY_BUTTONS = COMMON_ETHNICITIES[:6]
 # Order of the questions, and which state asks for which field.
 FIELDS = ("name", "birth_year", "sex", "ethnicity", "date", "decision", "youth")
@@ -166,8 +176,8 @@ async def _card(context: BotContext, tr: Translator, draft: dict[str, Any]) -> t
                 date=tr.date(twin.admitted_on), unit=esc(unit.name if unit else ""),
             )
     markup = _keyboard(
-        [[(tr("report.button_save"), "report:save")],
-         [(tr("report.button_edit"), "report:edit"), (tr("report.button_cancel"), "report:cancel")]]
+        [[(tr("report.button_save"), f"report:save:{draft['ref']}")],
+         [(tr("report.button_edit"), "report:edit"), (tr("report.button_cancel"), f"report:cancel:{draft['ref']}")]]
     )
     return text, markup
 
@@ -228,11 +238,21 @@ def _parse_one_line(tr: Translator, line: str, on: date, draft: dict[str, Any]) 
     for (field, apply), value in zip(steps, parts):
         try:
             apply(value)
+            if field == "date":
+                check_age_at_decision(draft["birth_year"], date.fromisoformat(draft["admitted_on"]))
         except ValueError as error:
             example = tr(f"report.example.{EXAMPLE[field]}") if field in EXAMPLE else ""
             problem = tr(f"report.invalid.{error.args[0]}", example=esc(example))
             return tr("report.one_line_problem", field=tr(f"report.field_{field}"), problem=problem)
     return None
+
+
+def _checked_age(draft: dict[str, Any], birth_year: int | None = None, admitted_on: date | None = None) -> None:
+    """Raise ValueError when the answers so far make the person under 18 at the decision."""
+    year = birth_year if birth_year is not None else draft.get("birth_year")
+    on = admitted_on or (date.fromisoformat(draft["admitted_on"]) if draft.get("admitted_on") else None)
+    if year is not None and on is not None:
+        check_age_at_decision(int(year), on)
 
 
 async def choose_cell(update: Update, context: BotContext) -> int:
@@ -267,9 +287,11 @@ async def take_name(update: Update, context: BotContext) -> int | None:
 async def take_birth_year(update: Update, context: BotContext) -> int | None:
     """Take a four-digit birth year giving an age of 18 to 90."""
     try:
-        _draft(context)["birth_year"] = parse_birth_year(_text(update)[:MAX_TEXT], today(context))
+        year = parse_birth_year(_text(update)[:MAX_TEXT], today(context))
+        _checked_age(_draft(context), birth_year=year)
     except ValueError as error:
         return await _invalid(update, context, error.args[0], "birth_year")
+    _draft(context)["birth_year"] = year
     return await _after(update, context, "birth_year")
 
 
@@ -318,6 +340,11 @@ async def take_today(update: Update, context: BotContext) -> int:
     query = update.callback_query
     assert query is not None
     await query.answer()
+    try:
+        _checked_age(_draft(context), admitted_on=today(context))
+    except ValueError as error:
+        await _invalid(update, context, error.args[0], "date")
+        return await _ask(update, context, DATE)
     _draft(context)["admitted_on"] = today(context).isoformat()
     return await _after(update, context, "date")
 
@@ -325,9 +352,11 @@ async def take_today(update: Update, context: BotContext) -> int:
 async def take_date_text(update: Update, context: BotContext) -> int | None:
     """Take a decision date typed as dd/mm/yyyy (not in the future)."""
     try:
-        _draft(context)["admitted_on"] = parse_date(_text(update)[:MAX_TEXT], today(context)).isoformat()
+        on = parse_date(_text(update)[:MAX_TEXT], today(context))
+        _checked_age(_draft(context), admitted_on=on)
     except ValueError as error:
         return await _invalid(update, context, error.args[0], "date")
+    _draft(context)["admitted_on"] = on.isoformat()
     return await _after(update, context, "date")
 
 
@@ -421,13 +450,22 @@ def _draft_value(draft: dict[str, Any]) -> AdmissionDraft:
     )
 
 
-async def save(update: Update, context: BotContext) -> int:
+def _is_this_card(update: Update, context: BotContext) -> bool:
+    """Tell whether the tapped card belongs to the draft in progress (not an older one)."""
+    data = update.callback_query.data if update.callback_query else None
+    return bool(data) and data.rsplit(":", 1)[1] == _draft(context).get("ref")  # type: ignore[union-attr]
+
+
+async def save(update: Update, context: BotContext) -> int | None:
     """Save the report in one transaction, then confirm with the cell's and its parent's progress."""
     query = update.callback_query
     assert query is not None
+    tr = translator(context, update)
+    if not _is_this_card(update, context):
+        await query.answer(tr("common.stale_button"), show_alert=True)
+        return None
     await query.answer()
     draft = _draft(context)
-    tr = translator(context, update)
     try:
         value = _draft_value(draft)
     except (KeyError, TypeError, ValueError):
@@ -459,9 +497,12 @@ async def save(update: Update, context: BotContext) -> int:
     return END
 
 
-async def cancel(update: Update, context: BotContext) -> int:
+async def cancel(update: Update, context: BotContext) -> int | None:
     """Drop the draft; nothing was stored."""
     tr = translator(context, update)
+    if update.callback_query is not None and not _is_this_card(update, context):
+        await update.callback_query.answer(tr("common.stale_button"), show_alert=True)
+        return None
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     if update.callback_query is not None:
         await update.callback_query.answer()
@@ -469,6 +510,11 @@ async def cancel(update: Update, context: BotContext) -> int:
     elif update.effective_message is not None:
         await update.effective_message.reply_text(tr("report.cancelled"))
     return END
+
+
+async def drop_abandoned(update: Update, context: BotContext) -> None:
+    """Forget a draft left unfinished for DRAFT_LIFETIME: personal data is not kept without reason."""
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
 
 
 async def nothing_to_cancel(update: Update, context: BotContext) -> None:
@@ -519,7 +565,7 @@ def build_handlers() -> list[BaseHandler]:
             SEX: step(SEX, on_button(SEX, r"^report:sex:(male|female)$", take_sex_button), on_text(SEX, take_sex_text)),
             ETHNICITY: step(
                 ETHNICITY,
-                on_button(ETHNICITY, r"^report:eth:(\d+|other)$", take_ethnicity_button),
+                on_button(ETHNICITY, rf"^report:eth:([0-{len(ETHNICITY_BUTTONS) - 1}]|other)$", take_ethnicity_button),
                 on_text(ETHNICITY, take_ethnicity_text),
             ),
             ETHNICITY_OTHER: step(ETHNICITY_OTHER, on_text(ETHNICITY_OTHER, take_ethnicity_text)),
@@ -532,10 +578,11 @@ def build_handlers() -> list[BaseHandler]:
             ),
             CONFIRM: step(
                 CONFIRM,
-                on_button(CONFIRM, r"^report:save$", save),
+                on_button(CONFIRM, r"^report:save:[0-9a-f]{32}$", save),
                 on_button(CONFIRM, r"^report:edit$", show_edit_menu),
                 on_text(CONFIRM, use_buttons),
             ),
+            ConversationHandler.TIMEOUT: [TypeHandler(Update, drop_abandoned)],
             EDIT: step(
                 EDIT,
                 on_button(EDIT, r"^report:field:[a-z_]+$", edit_field),
@@ -545,10 +592,11 @@ def build_handlers() -> list[BaseHandler]:
         },
         fallbacks=[
             CommandHandler("cancel", cancel),
-            CallbackQueryHandler(cancel, pattern=r"^report:cancel$"),
+            CallbackQueryHandler(cancel, pattern=r"^report:cancel:[0-9a-f]{32}$"),
         ],
         name="report",
         persistent=True,
         allow_reentry=True,
+        conversation_timeout=DRAFT_LIFETIME,
     )
     return [conversation, CommandHandler("cancel", nothing_to_cancel)]

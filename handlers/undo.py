@@ -12,6 +12,7 @@ from handlers.common import current_person, esc, translator
 from models.admissions import UndoOutcome, withdraw_latest
 from models.entities import Role
 from models.units import unit_by_id
+from models.updates import mark_processed
 
 COMMANDS = {"undo": "undo.commands.undo"}
 HELP = ((Role.SECRETARY, "undo.help"),)
@@ -26,6 +27,9 @@ async def undo(update: Update, context: BotContext) -> None:
         assert person is not None  # the guard let only registered people through
         tr = translator(context, update, person)
         outcome, admission = await withdraw_latest(session, person, context.clock.now(), timedelta(hours=hours))
+        # Not idempotent: record the update as handled in this same transaction, so a crash
+        # before the usual bookkeeping cannot make a redelivered /undo withdraw a second report.
+        await mark_processed(session, update.update_id, context.clock.now())
         cell = await unit_by_id(session, admission.unit_id) if admission else None
         name = admission.full_name if admission else ""
     text = tr(f"undo.{outcome.value}", name=esc(name), cell=esc(cell.name if cell else ""), hours=hours)

@@ -75,6 +75,12 @@ def parse_birth_year(text: str, today: date) -> int:
     return year
 
 
+def check_age_at_decision(birth_year: int, admitted_on: date) -> None:
+    """Raise ValueError unless the person was at least 18 in the year of the admission decision."""
+    if admitted_on.year - birth_year < MIN_AGE:
+        raise ValueError("too_young_at_decision")
+
+
 def parse_sex(text: str) -> Sex:
     """Parse nam / nữ (also nu, male, female)."""
     key = " ".join((text or "").strip().lower().split())

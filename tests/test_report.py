@@ -247,3 +247,72 @@ async def test_report_now_button_elsewhere_starts_the_conversation(secretary) ->
     await bot.settle(bot.api.push_callback(SECRETARY, message["message_id"], "report:start"))
     assert "họ và tên" in bot.replies(SECRETARY, mark)[0]["text"]
     assert "Năm sinh" in (await bot.say(SECRETARY, "Lò Thị Hoa"))[0]["text"]
+
+
+async def test_an_older_cards_buttons_do_not_act_on_the_newer_draft(secretary) -> None:
+    bot = secretary
+    await bot.say(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    old_card = bot.api.last_message(SECRETARY)["message_id"]
+    await bot.say(SECRETARY, "/report Lò Văn Nam, 1995, nam, 16/05/2026")
+    for label in ("✅", "❌"):
+        found_id, data = bot.api.find_button(SECRETARY, label, old_card)
+        await bot.settle(bot.api.push_callback(SECRETARY, found_id, data))
+        assert "không còn hiệu lực" in bot.api.calls_to("answerCallbackQuery")[-1].params.get("text", "")
+    assert await bot.all_admissions() == []
+    await bot.tap(SECRETARY, "✅")  # the newer card still saves its own draft
+    assert [a.full_name for a in await bot.counted_admissions()] == ["Lò Văn Nam"]
+
+
+async def test_too_young_at_the_decision_date_is_refused(secretary) -> None:
+    bot = secretary
+    text = (await bot.say(SECRETARY, "/report Lò Thị Hoa, 2007, nữ, 15/05/2024"))[0]["text"]
+    assert "chưa đủ 18 tuổi khi kết nạp" in text
+    for answer in ("/report", "Lò Thị Hoa", "2008"):
+        await bot.say(SECRETARY, answer)
+    await bot.tap(SECRETARY, "Nữ")
+    await bot.tap(SECRETARY, "Tày")
+    assert "chưa đủ 18 tuổi khi kết nạp" in (await bot.say(SECRETARY, "01/01/2025"))[0]["text"]
+    assert "Số quyết định" in (await bot.say(SECRETARY, "01/06/2026"))[0]["text"]  # the step repeated
+    assert await bot.all_admissions() == []
+
+
+async def test_forged_ethnicity_button_is_answered_without_error(secretary) -> None:
+    bot = secretary
+    for answer in ("/report", "Lò Thị Hoa", "1998"):
+        await bot.say(SECRETARY, answer)
+    message_id = (await bot.tap(SECRETARY, "Nữ")) and bot.api.last_message(SECRETARY)["message_id"]
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(SECRETARY, message_id, "report:eth:9"))
+    assert all("sự cố" not in r.get("text", "") for r in bot.replies(SECRETARY, mark))
+    assert "Ngày quyết định" in (await bot.tap(SECRETARY, "Tày"))[0]["text"]  # still at the same step
+
+
+async def test_edited_message_is_not_taken_as_an_answer(secretary) -> None:
+    bot = secretary
+    await bot.say(SECRETARY, "/report")
+    await bot.say(SECRETARY, "Lò Thị Hoa")
+    mark = bot.api.mark()
+    update = bot.api.push_update({"edited_message": {
+        "message_id": 1, "date": 0, "edit_date": 1, "chat": {"id": SECRETARY, "type": "private"},
+        "from": {"id": SECRETARY, "is_bot": False, "first_name": "Hoa"}, "text": "1999"}})
+    await bot.settle(update)
+    assert bot.replies(SECRETARY, mark) == []
+    assert "Giới tính" in (await bot.say(SECRETARY, "1998"))[0]["text"]
+    await bot.tap(SECRETARY, "Nữ")
+    await bot.tap(SECRETARY, "Tày")
+    await bot.say(SECRETARY, "15/05/2026")
+    await bot.tap(SECRETARY, "Bỏ qua")
+    assert "1998" in (await bot.tap(SECRETARY, "Có"))[0]["text"]
+
+
+async def test_group_chats_get_no_personal_data(secretary) -> None:
+    bot = secretary
+    group = -100123
+    update = bot.api.push_update({"message": {
+        "message_id": 5, "date": 0, "chat": {"id": group, "type": "group", "title": "Chi bộ"},
+        "from": {"id": SECRETARY, "is_bot": False, "first_name": "Hoa"}, "text": "/progress",
+        "entities": [{"type": "bot_command", "offset": 0, "length": 9}]}})
+    await bot.settle(update)
+    sent = [c for c in bot.api.calls if c.chat_id == group and c.method == "sendMessage"]
+    assert len(sent) == 1 and "tin nhắn riêng" in sent[0].params["text"]
+    assert "/4" not in sent[0].params["text"]
