@@ -8,6 +8,10 @@ them. Each job, once run, schedules the next one. A run missed while the bot was
 on start when its (allowed) due time lies within `catch_up_hours` and the `weekly_run` record of
 that kind and week is not completed.
 
+Transactions stay short (on SQLite each one takes the write lock): the run is recorded in one,
+the recipients are picked in another, each committee member's digest is built in its own (a unit's
+section once per run and language), and none spans a send.
+
 Sending and the sent-log. `run_weekly` picks the recipients, then for each one: (1) claims the
 sent-log row (person, kind, week) as `pending` in its own transaction — an existing row means
 someone else already has it, so nobody gets a second copy, even from a second process or a
@@ -380,13 +384,15 @@ async def run_weekly(application: Application, kind: str, as_of: date | None = N
     day = as_of or data.clock.today(tz)
     week = week_start(day)
     summary = RunSummary(kind=kind, week_start=week)
+    # Short transactions only (on SQLite each one holds the write lock): none spans the sends.
     async with data.sessions.begin() as session:
         await start_run(session, kind, week, data.clock.now())
-        if kind == "reminder":
-            outgoing, summary.away = await _reminders(session, data, day)
-        else:
-            outgoing = await _digests(session, data, day)
         summary.uncertain = await stale_pending(session, kind, week, data.clock.now() - PENDING_GRACE)
+    if kind == "reminder":
+        async with data.sessions.begin() as session:
+            outgoing, summary.away = await _reminders(session, data, day)
+    else:
+        outgoing = await _digests(data, day)
     summary.recipients = len(outgoing)
     if summary.uncertain:
         logger.warning("%s run, week of %s: %d recipient(s) left pending by an earlier crash are not resent",
@@ -524,25 +530,58 @@ async def _reminders(session: AsyncSession, data: BotData, day: date) -> tuple[l
     return out, away
 
 
-async def _digests(session: AsyncSession, data: BotData, day: date) -> list[Outgoing]:
-    assert data.config is not None
+async def _digests(data: BotData, day: date) -> list[Outgoing]:
+    """Build each committee member's digest, each in its own short transaction.
+
+    A unit's section is built once per run and language, however many members follow the unit.
+    """
+    assert data.config is not None and data.sessions is not None
+    async with data.sessions.begin() as session:
+        members = [(p.id, p.telegram_id, p.language, [u.id for u in units])
+                   for p, units in await committee_members(session)]
+    sections: dict[tuple[int, str], str] = {}
     out = []
-    for person, units in await committee_members(session):
-        tr = _tr(data, person.language)
-        sections = [await digest_section(session, tr, unit, day, data.config.bot.tz) for unit in units]
-        out.append(Outgoing(person.id, person.telegram_id, _pack(sections)))
+    for person_id, chat_id, language, unit_ids in members:
+        tr = _tr(data, language)
+        async with data.sessions.begin() as session:
+            for unit_id in unit_ids:
+                if (unit_id, tr.lang) not in sections:
+                    unit = await session.get(Unit, unit_id)
+                    if unit is not None:
+                        sections[unit_id, tr.lang] = await digest_section(
+                            session, tr, unit, day, data.config.bot.tz)
+        texts = [sections[u, tr.lang] for u in unit_ids if (u, tr.lang) in sections]
+        if texts:
+            out.append(Outgoing(person_id, chat_id, _pack(tr, texts)))
     return out
 
 
-def _pack(sections: list[str]) -> list[str]:
+def _pack(tr: Translator, sections: list[str]) -> list[str]:
     """Join sections into as few messages as fit Telegram's length limit."""
     messages: list[str] = []
     for section in sections:
         if messages and len(messages[-1]) + 2 + len(section) <= MESSAGE_LIMIT:
             messages[-1] += "\n\n" + section
         else:
-            messages.append(section[:MESSAGE_LIMIT])
+            messages.append(shorten(section, MESSAGE_LIMIT, tr("weekly.digest_shortened")))
     return messages
+
+
+def shorten(text: str, limit: int, note: str) -> str:
+    """Return `text`, or as many of its first whole lines as fit in `limit` with `note` after them.
+
+    Cutting only between lines keeps the HTML whole: no tag or entity spans a line.
+    """
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    size = len(note)
+    for line in text.split("\n"):
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join([*kept, note])
 
 
 def _capped(tr: Translator, lines: list[str]) -> list[str]:
@@ -825,15 +864,15 @@ async def schedule_text(session: AsyncSession, tr: Translator, context: BotConte
 
 
 async def schedule_command(update: Update, context: BotContext) -> None:
-    """Show the weekly schedule, or change it (admins only)."""
+    """Show the weekly schedule, or change it (admins of a root unit only: it applies to the whole tree)."""
     assert update.message is not None
     changed = False
     async with context.transaction() as session:
         person = await current_person(session, update)
         assert person is not None
         tr = translator(context, update, person)
-        if Role.ADMIN not in Scope(person).roles:
-            text = tr("weekly.admins_only")
+        if not any(unit.parent_id is None for unit in Scope(person).units(Role.ADMIN)):
+            text = tr("weekly.admins_only")  # the schedule is global: admins of a root unit only
         elif not context.args:
             text = await schedule_text(session, tr, context)
         else:

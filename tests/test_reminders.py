@@ -16,7 +16,7 @@ from sqlalchemy import select
 import handlers.reminders as reminders
 from handlers.reminders import run_weekly
 from models.entities import Person, Role
-from models.reminders import SentReminder, WeeklyCheckIn, reporting_rate, run_completed
+from models.reminders import SentReminder, WeeklyCheckIn, reporting_rate, run_completed, stored_schedules
 from models.units import unit_by_code
 from tests.harness import TZ, add_history
 
@@ -153,6 +153,17 @@ async def test_schedule_is_for_admins_and_a_change_wins_and_rebuilds_the_job(har
     await bot.start()
     [job] = bot.application.job_queue.get_jobs_by_name("weekly:reminder")
     assert job.data["as_of"] == "2026-07-02"
+
+
+async def test_an_admin_below_the_root_can_neither_see_nor_change_the_global_schedule(harness) -> None:
+    bot = harness
+    await bot.register(3002, "BT", Role.ADMIN)  # admin of a commune, not of the district (the root)
+    for command in ("/schedule reminder thu 09:00", "/schedule digest t2 06:00", "/schedule"):
+        assert "Chỉ quản trị" in (await bot.say(3002, command))[0]["text"], command
+    async with bot.sessions() as session:
+        assert await stored_schedules(session) == {}
+    [job] = bot.application.job_queue.get_jobs_by_name("weekly:reminder")
+    assert job.data["as_of"] == "2026-07-03"
 
 
 async def test_a_run_missed_while_down_is_caught_up_once_on_start(harness) -> None:
@@ -325,6 +336,37 @@ async def test_digest_numbers_for_each_committee_member(harness) -> None:
     assert "Đảng ủy xã Bộc Bố" in commune and "Báo cáo tuần trước: 2/2 chi bộ (100,0 %)" in commune
     assert "Pác Cáp" not in commune and "Lan" not in commune
     assert (await run_weekly(bot.application, "digest", date(2026, 7, 6))).sent == 0  # re-sent to nobody
+
+
+async def test_a_units_digest_is_built_once_per_run_for_all_its_committee_members(harness, monkeypatch) -> None:
+    bot = harness
+    await bot.register(2001, "BT", Role.COMMITTEE)
+    await bot.register(2003, "BT", Role.COMMITTEE)
+    built = []
+    real_section = reminders.digest_section
+
+    async def counted(session, tr, unit, *args):  # type: ignore[no-untyped-def]
+        built.append(unit.id)
+        return await real_section(session, tr, unit, *args)
+
+    monkeypatch.setattr(reminders, "digest_section", counted)
+    mark = bot.api.mark()
+    assert (await run_weekly(bot.application, "digest", date(2026, 7, 6))).sent == 2
+    assert len(built) == 1
+    [first] = sent_to(bot, 2001, mark)
+    assert sent_to(bot, 2003, mark) == [first] and "Đảng ủy xã Bộc Bố" in first
+
+
+def test_a_long_digest_is_cut_between_lines_never_inside_a_tag() -> None:
+    from handlers.reminders import shorten
+
+    lines = ["📊 <b>Tổng hợp tuần</b>", "<b>Chi bộ chậm tiến độ (3):</b>", "🔴 Chi bộ thôn <b>Nà Lạn</b>: 1/4"]
+    text = "\n".join(lines)
+    assert shorten(text, len(text), "(rút gọn)") == text
+    assert text[:71].endswith("<b")  # a plain cut at 71 characters would split a tag of the last line
+    cut = shorten(text, 71, "(rút gọn)")
+    assert cut == "\n".join([*lines[:2], "(rút gọn)"])
+    assert len(cut) <= 71 and cut.count("<b>") == cut.count("</b>")
 
 
 def test_quiet_hours_and_holidays_move_a_run_to_the_next_allowed_time() -> None:
