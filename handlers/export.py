@@ -56,8 +56,10 @@ async def _send_export(update: Update, context: BotContext, unit_id: int | None,
             if shown is None:
                 refusal = "progress.no_term"
             else:
-                title, render = await export_bytes(session, unit, shown, day, fmt)
+                _, render = await export_bytes(session, unit, shown, day, fmt)
                 filename = export_filename(unit, shown, fmt)
+                caption = tr("export.caption.term" if shown.is_term else "export.caption.year", unit=esc(unit.name),
+                             code=esc(unit.code), period=shown.label(), date=tr.date(day))
     if update.callback_query is not None:
         if render is None:
             await update.callback_query.answer(tr("progress.out_of_scope"), show_alert=True)
@@ -67,7 +69,7 @@ async def _send_export(update: Update, context: BotContext, unit_id: int | None,
         await context.bot.send_message(chat.id, tr(refusal))
         return
     content = await asyncio.to_thread(render)
-    await context.bot.send_document(chat.id, document=content, filename=filename, caption=esc(title))
+    await context.bot.send_document(chat.id, document=content, filename=filename, caption=caption)
 
 
 async def export_command(update: Update, context: BotContext) -> None:

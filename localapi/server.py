@@ -22,6 +22,7 @@ import asyncio
 import copy
 import email.policy
 import html
+import ipaddress
 import json
 import mimetypes
 import re
@@ -69,6 +70,28 @@ _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>")
 _BOT_ROUTE = re.compile(r"^/bot(?P<token>[^/]*)/(?P<method>[A-Za-z0-9_]+)/?$")
 _FILE_ROUTE = re.compile(r"^/file/bot(?P<token>[^/]*)/(?P<path>.+)$")
 _NOT_FOUND = json.dumps({"ok": False, "error_code": 404, "description": "Not Found"}).encode()
+_FORBIDDEN = json.dumps(
+    {"ok": False, "error_code": 403, "description": "Forbidden: only local, non-browser clients may call this API"}
+).encode()
+
+
+def _is_loopback_host(value: str | None) -> bool:
+    """Whether a Host header names this machine: localhost or a loopback address, any port."""
+    host = (value or "").strip().lower()
+    if host.startswith("["):  # [::1] or [::1]:8081
+        host, closed, port = host[1:].partition("]")
+        if not closed or (port and not (port[0] == ":" and port[1:].isdigit())):
+            return False
+    else:
+        host, colon, port = host.partition(":")
+        if colon and not port.isdigit():
+            return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ApiError(Exception):
@@ -1091,6 +1114,11 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = unquote(url.path)
         body = self._read_body()
+        # No DNS rebinding or cross-site (CSRF) posts from a browser: the bot's HTTP client
+        # addresses a loopback host and never sends Origin; any web page's request does.
+        if not _is_loopback_host(self.headers.get("Host")) or self.headers.get("Origin") is not None:
+            self._send(403, _FORBIDDEN, "application/json")
+            return
         state = self.server.state
         if match := _FILE_ROUTE.match(path):
             found = state.file_for_path(match["token"], match["path"])

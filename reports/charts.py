@@ -40,7 +40,8 @@ def render_progress_chart(data: ChartData, texts: ChartTexts, *, max_children: i
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    plt_params = {"font.family": "DejaVu Sans", "font.size": 13}
+    # Unit names are user data: "$" must not switch on mathtext (ValueError on unbalanced "$").
+    plt_params = {"font.family": "DejaVu Sans", "font.size": 13, "text.parse_math": False}
     with matplotlib.rc_context(plt_params):
         children = list(data.children)[:max_children]
         rows = 2 if children else 1

@@ -114,14 +114,14 @@ YES, NO = "Có", "Không"
 
 
 def export_title(unit_name: str, unit_code: str, period_label: str, is_term: bool, day: date) -> str:
-    """Return the first line of the summary sheet (Vietnamese, like the headers)."""
+    """Return the first line of the summary sheet (Vietnamese, like the headers; chat captions use the catalog)."""
     kind = "Chỉ tiêu nhiệm kỳ" if is_term else "Kế hoạch năm"
     return f"Tiến độ kết nạp đảng viên — {unit_name} ({unit_code}) — {kind} {period_label} — đến ngày {day:%d/%m/%Y}"
 
 
 async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: date,
                        fmt: str) -> tuple[str, Callable[[], bytes]]:
-    """Gather the rows inside the caller's transaction; return (title, a function rendering the file).
+    """Gather the rows inside the caller's transaction; return (the file's title, a function rendering the file).
 
     The rendering is CPU work without the database: run it in a thread (asyncio.to_thread).
     """

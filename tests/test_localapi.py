@@ -174,6 +174,29 @@ def test_token_checked_when_set(server: BotApiServer, api: httpx.Client) -> None
     assert api.post("getMe").status_code == 200
 
 
+def test_foreign_host_or_browser_origin_forbidden(server: BotApiServer, api: httpx.Client) -> None:
+    """No DNS rebinding, no cross-site form posts (CSRF) from a web page in the user's browser."""
+    forbidden = {"ok": False, "error_code": 403}
+    form = {"chat_id": str(USER), "text": "csrf"}
+    for headers in (
+        {"Host": "evil.example"},
+        {"Host": f"evil.example:{server.port}"},
+        {"Host": f"127.0.0.1.evil.example:{server.port}"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": f"http://127.0.0.1:{server.port}"},
+    ):
+        response = api.post("sendMessage", data=form, headers=headers)
+        assert response.status_code == 403, headers
+        body = response.json()
+        assert {k: body[k] for k in forbidden} == forbidden and body["description"].startswith("Forbidden: ")
+        download = httpx.get(f"{server.base_file_url}{TOKEN}/files/any.bin", headers=headers)
+        assert download.status_code == 403, headers
+    assert server.state.calls_to("sendMessage") == []
+    for host in ("127.0.0.1", f"localhost:{server.port}", f"[::1]:{server.port}"):
+        assert api.post("getMe", headers={"Host": host}).status_code == 200, host
+
+
 def test_upload_multipart_then_download(server: BotApiServer, api: httpx.Client) -> None:
     content = bytes(range(256)) * 20 + b"\r\n--boundary-like\r\n"
     response = api.post(

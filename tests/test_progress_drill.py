@@ -140,3 +140,34 @@ def test_cli_export_writes_xlsx_and_csv(schema_url, tmp_path) -> None:
     assert main(["--config", str(config), "export", "--unit", "BT", "--out", str(csv_out)], clock) == 0
     assert csv_out.read_text(encoding="utf-8-sig").splitlines()[1].startswith("BT,Đảng ủy xã Bộc Bố,")
     assert main(["--config", str(config), "export", "--unit", "NOPE", "--out", str(out)], clock) == 1
+
+
+async def test_chart_renders_unit_names_with_dollars_and_odd_characters(harness) -> None:
+    bot = harness
+    odd = {"PN": "Huyện ủy $x_$ & <b>{0}</b> \\frac{", "BT": "Đảng ủy $$ 100% $\\alpha^$ #_~"}
+    async with bot.sessions.begin() as session:
+        for code, name in odd.items():
+            (await unit_by_code(session, code)).name = name
+    await add_history(bot.sessions, "NL", 3, date(2026, 3, 1))
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    sent = await bot.say(2002, "/chart")
+    photo = next(p for p in sent if "photo" in p)
+    assert photo["caption"].startswith("Huyện ủy $x_$ &amp; &lt;b&gt;{0}&lt;/b&gt; \\frac{ — ")  # HTML caption
+    name, mime, content = bot.api.files[bot.api.last_message(2002)["photo"][0]["file_id"]]
+    assert content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) > 10_000
+
+
+async def test_export_caption_is_in_the_readers_language(harness) -> None:
+    from models.people import person_by_telegram_id
+
+    bot = harness
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    await bot.say(2002, "/export")
+    caption = bot.api.last_message(2002)["caption"]
+    assert caption.startswith("Tiến độ kết nạp đảng viên — Huyện ủy Pác Nặm (PN) — Kế hoạch năm 2026 — đến ngày ")
+    async with bot.sessions.begin() as session:
+        (await person_by_telegram_id(session, 2002)).language = "en"
+    await bot.say(2002, "/export term csv")
+    caption = bot.api.last_message(2002)["caption"]
+    assert caption.startswith("New member admissions — Huyện ủy Pác Nặm (PN) — term target 2025-2030 — as of ")
+    assert "Tiến độ" not in caption and "ngày" not in caption

@@ -142,10 +142,17 @@ function bubble(entry) {
       for (const button of buttons) {
         let control;
         if (button.url) {
-          control = document.createElement("a");
-          control.href = button.url;
-          control.target = "_blank";
-          control.rel = "noopener noreferrer";
+          if (/^(https?:|tg:)/i.test(button.url)) {
+            control = document.createElement("a");
+            control.href = button.url;
+            control.target = "_blank";
+            control.rel = "noopener noreferrer";
+          } else {  // javascript:, data: and the like never become links
+            control = document.createElement("button");
+            control.type = "button";
+            control.disabled = true;
+            control.title = button.url;
+          }
         } else {
           control = document.createElement("button");
           control.type = "button";
