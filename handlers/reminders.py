@@ -732,20 +732,30 @@ def _parse_week(text: str) -> date | None:
         return None
 
 
+async def _button_target(update: Update, context: BotContext, pattern: str) -> tuple[int, date | None, date]:
+    """Answer the button and return (cell id, week on the button, this week)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    match = re.match(pattern, query.data)
+    assert match is not None
+    return int(match.group(1)), _parse_week(match.group(2)), week_start(today(context))
+
+
+def _own_cell(person: Person, unit_id: int) -> Unit | None:
+    """Return the cell with this id if the person is its secretary."""
+    return next((c for c in Scope(person).units(Role.SECRETARY) if c.id == unit_id), None)
+
+
 async def checkin_button(update: Update, context: BotContext) -> None:
     """Check in one cell from a reminder's button."""
-    query = update.callback_query
-    assert query is not None and query.data is not None and update.effective_message is not None
-    await query.answer()
-    match = re.match(CHECKIN_PATTERN, query.data)
-    assert match is not None
-    unit_id, week = int(match.group(1)), _parse_week(match.group(2))
-    this_week = week_start(today(context))
+    assert update.effective_message is not None
+    unit_id, week, this_week = await _button_target(update, context, CHECKIN_PATTERN)
     async with context.transaction() as session:
         person = await current_person(session, update)
         assert person is not None
         tr = translator(context, update, person)
-        cell = next((c for c in Scope(person).units(Role.SECRETARY) if c.id == unit_id), None)
+        cell = _own_cell(person, unit_id)
         if cell is None:
             text, markup = tr("weekly.not_your_cell"), None
         elif week != this_week:
@@ -757,18 +767,13 @@ async def checkin_button(update: Update, context: BotContext) -> None:
 
 async def undo_button(update: Update, context: BotContext) -> None:
     """Undo a check-in from its button, within the same week."""
-    query = update.callback_query
-    assert query is not None and query.data is not None and update.effective_message is not None
-    await query.answer()
-    match = re.match(UNDO_PATTERN, query.data)
-    assert match is not None
-    unit_id, week = int(match.group(1)), _parse_week(match.group(2))
-    this_week = week_start(today(context))
+    assert update.effective_message is not None
+    unit_id, week, this_week = await _button_target(update, context, UNDO_PATTERN)
     async with context.transaction() as session:
         person = await current_person(session, update)
         assert person is not None
         tr = translator(context, update, person)
-        cell = next((c for c in Scope(person).units(Role.SECRETARY) if c.id == unit_id), None)
+        cell = _own_cell(person, unit_id)
         if cell is None:
             text = tr("weekly.not_your_cell")
         elif week != this_week:

@@ -94,6 +94,10 @@ def _is_loopback_host(value: str | None) -> bool:
         return False
 
 
+
+NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message")
+
 class ApiError(Exception):
     """A Bot API error, answered as ``{"ok": false, "error_code": ..., "description": ...}``."""
 
@@ -805,24 +809,8 @@ class BotApiState:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
         content = self._text_content(params)
         markup = self._markup(params)
-        if (
-            content["text"] == message.get("text")
-            and content.get("parse_mode") == message.get("parse_mode")
-            and content.get("entities") == message.get("entities")
-            and markup == message.get("reply_markup")
-        ):
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and reply markup "
-                "are exactly the same as a current content and reply markup of the message",
-            )
-        for key in ("text", "parse_mode", "entities", "reply_markup"):
-            message.pop(key, None)
-        message.update(content)
-        if markup is not None:
-            message["reply_markup"] = markup
-        message["edit_date"] = int(time.time())
-        return copy.deepcopy(message)
+        unchanged = all(content.get(key) == message.get(key) for key in ("text", "parse_mode", "entities"))
+        return self._apply_edit(message, content, markup, unchanged, ("text", "parse_mode", "entities"))
 
     def _edit_message_caption(self, params: dict, uploads: dict, stopping: threading.Event) -> dict:
         """editMessageCaption."""
@@ -832,13 +820,15 @@ class BotApiState:
             raise ApiError(400, "Bad Request: there is no caption in the message to edit")
         content = self._caption_content(params)
         markup = self._markup(params)
-        if content.get("caption") == message.get("caption") and markup == message.get("reply_markup"):
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and reply markup "
-                "are exactly the same as a current content and reply markup of the message",
-            )
-        for key in ("caption", "parse_mode", "caption_entities", "reply_markup"):
+        unchanged = content.get("caption") == message.get("caption")
+        return self._apply_edit(message, content, markup, unchanged, ("caption", "parse_mode", "caption_entities"))
+
+    @staticmethod
+    def _apply_edit(message: dict, content: dict, markup: dict | None, unchanged: bool, keys: tuple[str, ...]) -> dict:
+        """Replace the message's content (and keyboard) like Telegram, refusing an edit that changes nothing."""
+        if unchanged and markup == message.get("reply_markup"):
+            raise ApiError(400, NOT_MODIFIED)
+        for key in (*keys, "reply_markup"):
             message.pop(key, None)
         message.update(content)
         if markup is not None:
@@ -853,11 +843,7 @@ class BotApiState:
         markup = self._markup(params)
         empty = markup == {"inline_keyboard": []}
         if markup == message.get("reply_markup") or (empty and "reply_markup" not in message):
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and reply markup "
-                "are exactly the same as a current content and reply markup of the message",
-            )
+            raise ApiError(400, NOT_MODIFIED)
         message.pop("reply_markup", None)
         if markup is not None and markup.get("inline_keyboard") != []:
             message["reply_markup"] = markup
