@@ -94,7 +94,6 @@ def _is_loopback_host(value: str | None) -> bool:
         return False
 
 
-
 NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply markup "
                 "are exactly the same as a current content and reply markup of the message")
 
