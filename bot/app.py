@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # lines); their order is the order of matching in group 0 and of the menu.
 FEATURES: tuple[ModuleType, ...] = (registration, report, undo, progress, chart, export, reminders)
 # Optional start-up hooks of features (e.g. rebuilding scheduled jobs): async fn(application).
-STARTUP_HOOKS: list[Callable] = [reminders.startup]
+STARTUP_HOOKS: list[Callable] = [report.forget_abandoned_drafts, reminders.startup]
 
 GUARD_GROUP = -1  # runs first: unregistered people are stopped here
 FEATURE_GROUP = 0

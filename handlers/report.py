@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
+    Application,
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
@@ -199,7 +200,9 @@ async def start_report(update: Update, context: BotContext) -> int:
     if not cell_rows:
         await update.effective_message.reply_text(tr("report.not_secretary"))
         return END
-    context.user_data[DRAFT] = draft = {"ref": uuid.uuid4().hex}  # type: ignore[index]
+    context.user_data[DRAFT] = draft = {  # type: ignore[index]
+        "ref": uuid.uuid4().hex, "started": context.clock.now().isoformat(),
+    }
     words = _text(update).split(maxsplit=1) if update.callback_query is None else []
     line = words[1] if len(words) > 1 else ""
     if line:
@@ -523,10 +526,37 @@ async def nothing_to_cancel(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(translator(context, update)("report.nothing_to_cancel"))
 
 
-def _remember(state: int, callback):  # type: ignore[no-untyped-def]
+async def _expired(update: Update, context: BotContext) -> int:
+    """Say that the unfinished report was forgotten, and end the conversation."""
+    tr = translator(context, update)
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(tr("report.expired"))
+    return END
+
+
+async def forget_abandoned_drafts(application: Application) -> None:  # type: ignore[type-arg]
+    """At start, forget drafts older than DRAFT_LIFETIME (the in-process timeout does not survive a restart)."""
+    now = application.bot_data.clock.now()  # type: ignore[attr-defined]
+    stale = [
+        user_id for user_id, data in application.user_data.items()
+        if DRAFT in data and now - datetime.fromisoformat(data[DRAFT].get("started", "1970-01-01T00:00:00+00:00"))
+        > DRAFT_LIFETIME
+    ]
+    for user_id in stale:
+        application.user_data[user_id].pop(DRAFT, None)
+    if stale:
+        application.mark_data_for_update_persistence(user_ids=stale)
+        await application.update_persistence()
+
+
+def _remember(state: int, callback, *, starts: bool = False):  # type: ignore[no-untyped-def]
     """Wrap a callback so the draft knows the current state (to re-show its buttons)."""
 
     async def wrapped(update: Update, context: BotContext) -> int | None:
+        if not starts and "ref" not in context.user_data.get(DRAFT, {}):  # type: ignore[union-attr]
+            return await _expired(update, context)
         _draft(context)["_state"] = state
         result = await callback(update, context)
         if result is not None and result != END:
@@ -554,9 +584,9 @@ def build_handlers() -> list[BaseHandler]:
 
     conversation = ConversationHandler(
         entry_points=[
-            CommandHandler("report", _remember(NAME, start_report)),
+            CommandHandler("report", _remember(NAME, start_report, starts=True)),
             # "Report now" buttons elsewhere (e.g. the weekly reminder) start the same conversation.
-            CallbackQueryHandler(_remember(NAME, start_report), pattern=r"^report:start$"),
+            CallbackQueryHandler(_remember(NAME, start_report, starts=True), pattern=r"^report:start$"),
         ],
         states={
             CELL: step(CELL, on_button(CELL, r"^report:cell:\d+$", choose_cell), on_text(CELL, use_buttons)),

@@ -63,3 +63,25 @@ async def test_failure_mid_save_leaves_nothing_half_written_and_no_error_text(ha
     # the card is still there and the draft was kept: the second tap saves exactly once
     await bot.settle(bot.api.push_callback(1001, message_id, data))
     assert len(await bot.counted_admissions()) == 1
+
+
+async def test_abandoned_draft_is_forgotten_at_restart(harness) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from models.entities import StoredState
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report")
+    await bot.say(1001, "Lò Thị Hoa")
+    await bot.say(1001, "1998")
+    await bot.stop()
+    bot.clock.advance(timedelta(days=3))
+    await bot.start()
+    async with bot.sessions() as session:
+        stored = " ".join(await session.scalars(select(StoredState.data)))
+    assert "Lò Thị Hoa" not in stored  # the name is no longer kept anywhere
+    assert "/report" in (await bot.tap(1001, "Nữ"))[0]["text"]  # polite: start again
+    assert "họ và tên" in (await bot.say(1001, "/report"))[0]["text"]
