@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -44,28 +44,6 @@ async def children_of(session: AsyncSession, unit: Unit) -> list[Unit]:
         select(Unit).where(Unit.parent_id == unit.id).order_by(Unit.name).options(selectinload(Unit.villages))
     )
     return list(rows)
-
-
-async def ancestors_of(session: AsyncSession, unit: Unit) -> list[Unit]:
-    """Return the ancestors of `unit`, nearest first."""
-    ids = [int(part) for part in unit.path.strip("/").split("/")[:-1]]
-    if not ids:
-        return []
-    rows = {u.id: u for u in await session.scalars(select(Unit).where(Unit.id.in_(ids)))}
-    return [rows[i] for i in reversed(ids) if i in rows]
-
-
-async def cells_in(session: AsyncSession, unit: Unit) -> list[Unit]:
-    """Return every cell in the subtree of `unit` (the unit itself if it is a cell)."""
-    rows = await session.scalars(
-        select(Unit).where(in_subtree(Unit.path, unit.path), Unit.kind == UnitKind.CELL).order_by(Unit.name)
-    )
-    return list(rows)
-
-
-async def count_units(session: AsyncSession) -> int:
-    """Return how many units exist."""
-    return int(await session.scalar(select(func.count()).select_from(Unit)) or 0)
 
 
 @dataclass(frozen=True)

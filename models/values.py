@@ -148,15 +148,3 @@ def parse_yes_no(text: str) -> bool:
     if folded in ("khong", "no", "n", "k", "ko", "0"):
         return False
     raise ValueError("not_yes_no")
-
-
-def age_on(birth_year: int, on: date) -> int:
-    """Return the age in years someone born in `birth_year` reaches in the year of `on`."""
-    return on.year - birth_year
-
-
-def now_utc() -> datetime:
-    """Return the current time (UTC); domain code takes times as arguments where it can."""
-    from datetime import timezone
-
-    return datetime.now(timezone.utc)

@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from models.admissions import AdmissionDraft, imported_admission
-from models.entities import Sex, Target, UnitKind
+from models.entities import Sex, Target
 from models.progress import (
     Period,
     Progress,
@@ -17,17 +17,10 @@ from models.progress import (
     progress_report,
     subtree_progress,
 )
-from models.units import UnitRow, load_units, unit_by_code
+from models.units import load_units, unit_by_code
+from tests.test_progress_domain import UNITS  # the same small tree
 
 NOW = datetime(2026, 7, 1, tzinfo=timezone.utc)
-UNITS = [
-    UnitRow(2, "D", "District", None, UnitKind.DISTRICT),
-    UnitRow(3, "C1", "Commune 1", "D", UnitKind.COMMITTEE),
-    UnitRow(4, "C2", "Commune 2", "D", UnitKind.COMMITTEE),
-    UnitRow(5, "A", "Cell A", "C1", UnitKind.CELL),
-    UnitRow(6, "B", "Cell B", "C1", UnitKind.CELL),
-    UnitRow(7, "E", "Cell E", "C2", UnitKind.CELL),
-]
 
 
 def progress(admitted: int, target: int | None, period: Period, today: date) -> Progress:
