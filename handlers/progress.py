@@ -2,7 +2,7 @@
 
 Buttons are stateless (everything they need is in their callback data, well under 64 bytes), so they
 keep working after a restart; every tap re-checks the person's scope before showing anything.
-  prog:u:<unit id>:<period>      show that unit (edit the message in place)
+  prog:u:<unit id>:<period>[:<page>]  show that unit, one page of its children (edit in place)
   prog:chart:<unit id>:<period>  send the chart (handlers/chart.py)
   prog:xlsx|csv:<unit id>:<period>  send the export (handlers/export.py)
 """
@@ -29,9 +29,10 @@ from models.units import unit_by_id
 COMMANDS = {"progress": "progress.commands.progress"}
 HELP = ((None, "progress.help"),)
 TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")  # catalog: words the user types
-VIEW_PATTERN = r"^prog:u:(\d{1,18}):(\d{4}(?:-\d{4})?)$"
-MAX_CHILD_LINES = 40  # beyond that the text says how many more (a message holds 4096 characters)
-MAX_CHILD_BUTTONS = 60
+VIEW_PATTERN = r"^prog:u:(\d{1,18}):(\d{4}(?:-\d{4})?)(?::(\d{1,4}))?$"
+# Child units per page, as lines and as buttons (behind schedule first): a district's 80 committees
+# would otherwise make a keyboard of 40 rows, heavy to load on a weak signal and to scroll on a phone.
+CHILDREN_PER_PAGE = 10
 
 
 def parse_period_argument(args: list[str], year: int) -> tuple[Period | None, bool]:
@@ -44,22 +45,28 @@ def parse_period_argument(args: list[str], year: int) -> tuple[Period | None, bo
     return Period.parse(word), False
 
 
-def button_data(action: str, unit: Unit, period: Period) -> str:
-    """Return the callback data of a progress button, e.g. `prog:u:123:2026` (≤ 64 bytes)."""
-    data = f"prog:{action}:{unit.id}:{period.label()}"
+def button_data(action: str, unit: Unit, period: Period, page: int = 0) -> str:
+    """Return the callback data of a progress button, e.g. `prog:u:123:2026` or `prog:u:123:2026:2` (≤ 64 bytes)."""
+    data = f"prog:{action}:{unit.id}:{period.label()}" + (f":{page}" if page else "")
     assert len(data.encode()) <= 64
     return data
 
 
 def parse_button(data: str) -> tuple[int, Period] | None:
-    """Return (unit id, period) from `prog:<action>:<id>:<period>`, or None when malformed."""
+    """Return (unit id, period) from `prog:<action>:<id>:<period>[:<page>]`, or None when malformed."""
     parts = (data or "").split(":")
-    if len(parts) != 4 or not parts[2].isdigit() or len(parts[2]) > 18:
+    if len(parts) not in (4, 5) or not parts[2].isdigit() or len(parts[2]) > 18:
         return None
     try:
         return int(parts[2]), Period.parse(parts[3])
     except ValueError:
         return None
+
+
+def page_of(data: str) -> int:
+    """Return the page of a drill-down button (0 for buttons without one, as before paging)."""
+    parts = (data or "").split(":")
+    return int(parts[4]) if len(parts) == 5 and parts[4].isdigit() else 0
 
 
 async def resolve_period(session: AsyncSession, unit: Unit, period: Period | None, want_term: bool,
@@ -160,7 +167,7 @@ class View:
 
 
 async def build_view(session: AsyncSession, tr: Translator, person: Person, unit: Unit, period: Period | None,
-                     want_term: bool, day: date, tz: tzinfo = DEFAULT_TZ) -> View:
+                     want_term: bool, day: date, tz: tzinfo = DEFAULT_TZ, page: int = 0) -> View:
     """Return the progress message of `unit` as the person may see it (drill-down only within scope)."""
     scope = Scope(person)
     overseer = scope.may_oversee(unit)
@@ -191,18 +198,28 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
             lines.append(unit_progress_line(tr, await progress_of(session, parent, year, day)))
     buttons: list[list[InlineKeyboardButton]] = []
     if overseer and report.children:
-        lines += ["", tr("progress.children_header")]
-        lines.extend(_child_line(tr, child) for child in report.children[:MAX_CHILD_LINES])
-        if len(report.children) > MAX_CHILD_LINES:
-            lines.append(tr("progress.more_children", count=tr.number(len(report.children) - MAX_CHILD_LINES)))
-        row: list[InlineKeyboardButton] = []
-        for child in report.children[:MAX_CHILD_BUTTONS]:
-            row.append(_child_button(tr, child))
-            if len(row) == 2:
-                buttons.append(row)
-                row = []
-        if row:
-            buttons.append(row)
+        pages = -(-len(report.children) // CHILDREN_PER_PAGE)
+        page = min(max(page, 0), pages - 1)
+        first = page * CHILDREN_PER_PAGE
+        shown_children = report.children[first:first + CHILDREN_PER_PAGE]
+        lines.append("")
+        if pages == 1:
+            lines.append(tr("progress.children_header"))
+        else:
+            lines.append(tr("progress.children_header_page", first=tr.number(first + 1),
+                            last=tr.number(first + len(shown_children)), total=tr.number(len(report.children))))
+        lines.extend(_child_line(tr, child) for child in shown_children)
+        for pair in range(0, len(shown_children), 2):
+            buttons.append([_child_button(tr, child) for child in shown_children[pair:pair + 2]])
+        paging = []
+        if page > 0:
+            paging.append(InlineKeyboardButton(tr("progress.button_previous"),
+                                               callback_data=button_data("u", unit, shown, page - 1)))
+        if page < pages - 1:
+            paging.append(InlineKeyboardButton(tr("progress.button_next"),
+                                               callback_data=button_data("u", unit, shown, page + 1)))
+        if paging:
+            buttons.append(paging)
     tools = [InlineKeyboardButton(tr("progress.button_chart"), callback_data=button_data("chart", unit, shown))]
     if overseer and scope.units(Role.COMMITTEE, Role.ADMIN):
         tools.append(InlineKeyboardButton(tr("progress.button_xlsx"), callback_data=button_data("xlsx", unit, shown)))
@@ -257,7 +274,8 @@ async def drill_down(update: Update, context: BotContext) -> None:
         tr = translator(context, update, person)
         unit = await unit_in_scope(session, person, parsed[0]) if parsed else None
         if parsed is not None and unit is not None:
-            view = await build_view(session, tr, person, unit, parsed[1], False, day, context.config.bot.tz)
+            view = await build_view(session, tr, person, unit, parsed[1], False, day, context.config.bot.tz,
+                                    page_of(query.data or ""))
     if view is None:
         await query.answer(tr("progress.out_of_scope"), show_alert=True)
         return

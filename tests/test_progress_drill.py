@@ -171,3 +171,33 @@ async def test_export_caption_is_in_the_readers_language(harness) -> None:
     caption = bot.api.last_message(2002)["caption"]
     assert caption.startswith("New member admissions — Huyện ủy Pác Nặm (PN) — term target 2025-2030 — as of ")
     assert "Tiến độ" not in caption and "ngày" not in caption
+
+
+async def test_many_children_come_in_pages_of_lines_and_buttons(harness) -> None:
+    from models.entities import UnitKind
+    from models.units import UnitRow, load_units
+
+    bot = harness
+    cells = [UnitRow(100 + i, f"C{i:02d}", f"Chi bộ thôn Mới {i:02d}", "NN", UnitKind.CELL) for i in range(24)]
+    async with bot.sessions.begin() as session:
+        await load_units(session, cells)
+    await add_history(bot.sessions, "C05", 2, date(2026, 3, 1))
+    await bot.register(2003, "NN", Role.COMMITTEE)
+    nn = (await bot.say(2003, "/progress"))[0]
+    children = [b for row in nn["reply_markup"]["inline_keyboard"] for b in row if b["text"][0] in "🔴🟢⚪"]
+    assert len(children) == 10 and "1–10 trong 25" in nn["text"]
+    assert sum(line[:1] != "" and line[:1] in "🔴🟢⚪" for line in nn["text"].splitlines()) == 10
+    assert all(len(d.encode()) <= 64 for d in _button_data(bot, 2003))
+    second = (await bot.tap(2003, "Trang sau ▶"))[0]
+    assert "11–20 trong 25" in second["text"] and "message_id" in second  # editMessageText: edited in place
+    last = (await bot.tap(2003, "Trang sau ▶"))[0]
+    assert "21–25 trong 25" in last["text"]
+    assert not any(b["text"] == "Trang sau ▶" for row in last["reply_markup"]["inline_keyboard"] for b in row)
+    back = (await bot.tap(2003, "◀ Trang trước"))[0]
+    assert "11–20 trong 25" in back["text"]
+    # A forged page beyond the end shows the last page instead of failing.
+    message_id = bot.api.last_message(2003)["message_id"]
+    async with bot.sessions() as session:
+        nn_unit = await unit_by_code(session, "NN")
+    await bot.settle(bot.api.push_callback(2003, message_id, f"prog:u:{nn_unit.id}:2026:9999"))
+    assert "21–25 trong 25" in bot.last_text(2003)
