@@ -6,6 +6,8 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
+    DDL,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -229,6 +232,7 @@ class ProcessedUpdate(Base):
     """A Telegram update already handled, so a repeated delivery is skipped."""
 
     __tablename__ = "processed_update"
+    __table_args__ = {"info": {"bookkeeping": True}}  # not domain data: see models.revision
 
     update_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime]
@@ -238,7 +242,24 @@ class StoredState(Base):
     """PTB persistence (conversation states, user data) kept in the project's database as JSON."""
 
     __tablename__ = "stored_state"
+    __table_args__ = {"info": {"bookkeeping": True}}
 
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     data: Mapped[str] = mapped_column(Text)
+
+
+class DataRevision(Base):
+    """One row counting the commits that changed domain data (see models.revision)."""
+
+    __tablename__ = "data_revision"
+    __table_args__ = {"info": {"bookkeeping": True}}
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+DATA_REVISION_ROW = 1
+# The single row exists from the start: migration 0005 inserts it, and so does create_all.
+event.listen(DataRevision.__table__, "after_create",
+             DDL(f"INSERT INTO data_revision (id, value) VALUES ({DATA_REVISION_ROW}, 0)"))

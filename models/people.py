@@ -89,14 +89,6 @@ async def person_by_telegram_id(session: AsyncSession, telegram_id: int) -> Pers
     return result.unique().scalar_one_or_none()
 
 
-async def registration_of(session: AsyncSession, telegram_id: int) -> tuple[int, bool] | None:
-    """Return (person id, active) of a registered Telegram user, or None (one indexed lookup)."""
-    row = (await session.execute(
-        select(Person.id, Person.active).where(Person.telegram_id == telegram_id)
-    )).first()
-    return None if row is None else (row.id, row.active)
-
-
 async def reactivate(session: AsyncSession, person_id: int) -> None:
     """Mark a person reachable again (they wrote to the bot after blocking it)."""
     person = await session.get(Person, person_id)

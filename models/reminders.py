@@ -61,7 +61,7 @@ class SentReminder(Base):
     """The sent-log: one row per recipient, kind and week."""
 
     __tablename__ = "sent_reminder"
-    __table_args__ = (UniqueConstraint("person_id", "kind", "week_start"),)
+    __table_args__ = (UniqueConstraint("person_id", "kind", "week_start"), {"info": {"bookkeeping": True}})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
@@ -77,6 +77,7 @@ class ReminderSchedule(Base):
     """A schedule an admin set with /schedule; it wins over the configuration file."""
 
     __tablename__ = "reminder_schedule"
+    __table_args__ = {"info": {"bookkeeping": True}}
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     weekday: Mapped[str] = mapped_column(String(3))
@@ -89,7 +90,7 @@ class WeeklyRun(Base):
     """One run of a kind for a week: started, and completed once every recipient was handled."""
 
     __tablename__ = "weekly_run"
-    __table_args__ = (UniqueConstraint("kind", "week_start"),)
+    __table_args__ = (UniqueConstraint("kind", "week_start"), {"info": {"bookkeeping": True}})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
