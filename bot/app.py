@@ -22,9 +22,10 @@ from telegram.ext import (
     filters,
 )
 
+from bot.cache import FreshCache
 from bot.clock import Clock
 from bot.config import Config
-from bot.context import BotContext, BotData
+from bot.context import BotContext, BotData, WriteCount
 from bot.i18n import Texts
 from bot.logs import configure_logging
 from bot.persistence import DatabasePersistence
@@ -47,8 +48,15 @@ FEATURE_GROUP = 0
 
 
 class AdmissionsApplication(Application):  # type: ignore[type-arg]
-    """Application that skips repeated updates and persists state right after each update."""
+    """Application that skips repeated updates and persists state right after each update.
 
+    An update that wrote anything (data, conversation state) is recorded as processed right after
+    it, so a redelivery after a crash cannot repeat its effects. Updates that only read (most of
+    /progress) are recorded in groups of RECORD_BATCH, and whenever the poller finishes a batch
+    (bot.polling), saving a transaction each: after a crash, at worst those few answers repeat.
+    """
+
+    RECORD_BATCH = 20
     # Until the first update not seen before, each one is checked against the database: only
     # updates delivered again after a crash can have been processed. From then on ids only grow.
     _checking_repeats = True
@@ -65,10 +73,22 @@ class AdmissionsApplication(Application):  # type: ignore[type-arg]
                     logger.info("Skipping repeated update %s", update.update_id)
                     return
             self._checking_repeats = False
+        writes = data.writes.value
         await super().process_update(update)
         await self.update_persistence()
-        async with data.sessions.begin() as session:
-            await mark_processed(session, update.update_id, data.clock.now())
+        data.unrecorded.append(update.update_id)
+        if data.writes.value != writes or len(data.unrecorded) >= self.RECORD_BATCH:
+            await self.record_processed()
+
+    async def record_processed(self) -> None:
+        """Record every handled update not yet recorded, in one transaction."""
+        data: BotData = self.bot_data  # type: ignore[assignment]
+        if not data.unrecorded or data.engine is None:
+            return
+        update_ids = list(data.unrecorded)
+        async with data.engine.begin() as connection:
+            await mark_processed(connection, update_ids, data.clock.now())
+        del data.unrecorded[: len(update_ids)]
 
 
 async def stale_button(update: Update, context: BotContext) -> None:
@@ -117,7 +137,8 @@ def build_application(config: Config, *, clock: Clock | None = None, rate_limit:
     if not config.telegram.token:
         raise ValueError("telegram.token is required to build the application")
     engine = create_engine_for(config.database.url)
-    sessions = session_factory(engine)
+    cache, writes = FreshCache(), WriteCount()
+    sessions = session_factory(engine, on_change=cache.forget, on_write=writes.add)
     context_types = ContextTypes(context=BotContext, bot_data=BotData)
     builder = (
         ApplicationBuilder()
@@ -141,6 +162,8 @@ def build_application(config: Config, *, clock: Clock | None = None, rate_limit:
     data.config = config
     data.sessions = sessions
     data.engine = engine
+    data.cache = cache
+    data.writes = writes
     data.texts = Texts.load(config.bot.language)
     if clock is not None:
         data.clock = clock

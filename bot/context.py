@@ -7,12 +7,24 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.cache import FreshCache
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Texts, Translator, language_of
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
+
+
+class WriteCount:
+    """How many commits wrote anything; the session factory counts them (see models.db)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def add(self) -> None:
+        """Count one more writing commit."""
+        self.value += 1
 
 
 class BotData:
@@ -24,6 +36,9 @@ class BotData:
         self.texts: Texts | None = None
         self.clock: Clock = Clock()
         self.engine: AsyncEngine | None = None
+        self.cache: FreshCache = FreshCache()  # forgotten on every change of domain data
+        self.writes = WriteCount()
+        self.unrecorded: list[int] = []  # handled update ids not yet recorded as processed
         # Collected from the feature modules by bot.app: (command, catalog key) and (role, catalog key).
         self.menu: list[tuple[str, str]] = []
         self.help_lines: list[tuple[Any, str]] = []

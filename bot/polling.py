@@ -3,8 +3,9 @@
 PTB's Updater asks for the next batch (which confirms the previous one to Telegram) while the
 previous update is still being processed, so a `kill -9` at the wrong moment loses that update.
 Here the offset moves past an update only after AdmissionsApplication.process_update has run the
-handlers, flushed the conversation state and recorded the update id. A crash at any point means
-Telegram delivers the update again, and the recorded ids make the repeat harmless.
+handlers and flushed the conversation state, and after the batch's update ids were recorded (an
+update that wrote anything is recorded at once). A crash at any point means Telegram delivers the
+update again, and the recorded ids make the repeat harmless.
 """
 
 from __future__ import annotations
@@ -42,10 +43,14 @@ class Poller:
         self._task = asyncio.create_task(self._run(), name="Poller")
 
     async def stop(self) -> None:
-        """Stop polling; an update being processed is finished first."""
+        """Stop polling; an update being processed is finished first, and the handled ones recorded."""
         self._stopping.set()
         if self._current is not None and not self._current.done():
             await asyncio.wait({self._current})
+        try:
+            await _record(self.application)
+        except Exception:  # noqa: BLE001 - unrecorded updates are only answered again after the restart
+            logger.exception("Could not record processed updates before stopping")
         if self._task is not None:
             self._task.cancel()
             try:
@@ -87,6 +92,19 @@ class Poller:
                 self._current = asyncio.ensure_future(self._process(update))
                 await asyncio.shield(self._current)
                 offset = update.update_id + 1
+            if updates:
+                self._current = asyncio.ensure_future(self._record_processed())
+                await asyncio.shield(self._current)
+
+    async def _record_processed(self) -> None:
+        """Record the handled updates the application has not recorded yet (retried like an update)."""
+        while True:
+            try:
+                await _record(self.application)
+                return
+            except Exception:  # noqa: BLE001 - the database is unreachable: keep trying
+                logger.exception("Could not record processed updates; retrying")
+                await asyncio.sleep(5)
 
     async def _process(self, update: Update) -> None:
         while True:
@@ -96,6 +114,12 @@ class Poller:
             except Exception:  # noqa: BLE001 - e.g. the database is unreachable: keep the update
                 logger.exception("Could not process update %s; retrying", update.update_id)
                 await asyncio.sleep(5)
+
+
+async def _record(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    record = getattr(application, "record_processed", None)  # bot.app.AdmissionsApplication
+    if record is not None:
+        await record()
 
 
 def _seconds(value: object) -> float:

@@ -28,6 +28,27 @@ async def current_person(session: AsyncSession, update: Update) -> Person | None
     return await person_by_telegram_id(session, user.id)
 
 
+async def cached_person(context: BotContext, update: Update) -> Person | None:
+    """Return the registered sender for reading only (kept until the data changes), or None.
+
+    The person comes with their assignments and units loaded and belongs to no session: use it
+    for scope and language; a handler that changes a person loads them in its own transaction."""
+    user = update.effective_user
+    if user is None:
+        return None
+    cache = context.bot_data.cache
+    await cache.refresh(context.sessions)
+    key = ("person", user.id)
+    person: Person | None = cache.get(key)
+    if person is None:
+        generation = cache.generation
+        async with context.sessions() as session:
+            person = await person_by_telegram_id(session, user.id)
+        if person is not None:
+            cache.put(key, person, generation)
+    return person
+
+
 def translator(context: BotContext, update: Update | None, person: Person | None = None) -> Translator:
     """Return texts in the person's language, else their Telegram language, else the default."""
     default = context.config.bot.language

@@ -19,7 +19,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
 from bot.i18n import Translator
-from handlers.common import current_person, esc, today, translator, unit_progress_line
+from handlers.common import cached_person, esc, today, translator, unit_progress_line
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
 from models.progress import Period, Progress, current_term, progress_of, progress_report
@@ -239,24 +239,42 @@ def home_units(person: Person) -> list[Unit]:
     return scope.units(Role.COMMITTEE, Role.ADMIN) or scope.units(Role.SECRETARY)
 
 
+async def cached_view(context: BotContext, tr: Translator, person: Person, unit_id: int, period: Period | None,
+                      want_term: bool, day: date, page: int = 0) -> View | None:
+    """Return the view of a unit in the person's scope (None outside it), built again only after the data changed."""
+    cache = context.bot_data.cache
+    key = ("progress", person.id, unit_id, period.label() if period else None, want_term, page, day, tr.lang)
+    view: View | None = cache.get(key)
+    if view is None:
+        generation = cache.generation
+        async with context.sessions() as session:
+            unit = await unit_in_scope(session, person, unit_id)
+            if unit is None:
+                return None
+            view = await build_view(session, tr, person, unit, period, want_term, day, context.config.bot.tz, page)
+        cache.put(key, view, generation)
+    return view
+
+
 async def show_progress(update: Update, context: BotContext) -> None:
     """Send the progress of each unit the person oversees (or their cell), with drill-down buttons."""
     assert update.message is not None
     day = today(context)
+    person = await cached_person(context, update)
+    assert person is not None  # the guard let only registered people through
+    tr = translator(context, update, person)
     views: list[View] = []
-    async with context.transaction() as session:
-        person = await current_person(session, update)
-        assert person is not None  # the guard let only registered people through
-        tr = translator(context, update, person)
-        try:
-            period, want_term = parse_period_argument(context.args or [], day.year)
-        except ValueError:
-            views.append(View(tr("progress.bad_period"), None))
-        else:
-            for unit in home_units(person):
-                views.append(await build_view(session, tr, person, unit, period, want_term, day, context.config.bot.tz))
-        if not views:
-            views.append(View(tr("progress.not_registered_scope"), None))
+    try:
+        period, want_term = parse_period_argument(context.args or [], day.year)
+    except ValueError:
+        views.append(View(tr("progress.bad_period"), None))
+    else:
+        for unit in home_units(person):
+            view = await cached_view(context, tr, person, unit.id, period, want_term, day)
+            if view is not None:
+                views.append(view)
+    if not views:
+        views.append(View(tr("progress.not_registered_scope"), None))
     for view in views:
         await update.message.reply_text(view.text, reply_markup=view.markup)
 
@@ -266,16 +284,13 @@ async def drill_down(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None
     day = today(context)
+    person = await cached_person(context, update)
+    assert person is not None  # the guard let only registered people through
+    tr = translator(context, update, person)
     parsed = parse_button(query.data or "")
-    view: View | None = None
-    async with context.transaction() as session:
-        person = await current_person(session, update)
-        assert person is not None
-        tr = translator(context, update, person)
-        unit = await unit_in_scope(session, person, parsed[0]) if parsed else None
-        if parsed is not None and unit is not None:
-            view = await build_view(session, tr, person, unit, parsed[1], False, day, context.config.bot.tz,
-                                    page_of(query.data or ""))
+    view = None
+    if parsed is not None:
+        view = await cached_view(context, tr, person, parsed[0], parsed[1], False, day, page_of(query.data or ""))
     if view is None:
         await query.answer(tr("progress.out_of_scope"), show_alert=True)
         return

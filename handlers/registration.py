@@ -7,9 +7,9 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, TypeHandler
 
 from bot.context import BotContext
-from handlers.common import current_person, esc, translator
+from handlers.common import cached_person, current_person, esc, translator
 from models.entities import Person, Role
-from models.people import InviteRejected, Scope, reactivate, redeem_invite, registration_of
+from models.people import InviteRejected, Scope, reactivate, redeem_invite
 
 WELCOME = {Role.SECRETARY: "registration.welcome_secretary", Role.COMMITTEE: "registration.welcome_committee",
            Role.ADMIN: "registration.welcome_admin"}
@@ -44,13 +44,12 @@ async def guard(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     if _is_start(update):
         return
-    async with context.transaction() as session:
-        registration = await registration_of(session, user.id)
-        if registration is not None:
-            person_id, active = registration
-            if not active:  # they wrote again, so they unblocked the bot
-                await reactivate(session, person_id)
-            return
+    person = await cached_person(context, update)
+    if person is not None:
+        if not person.active:  # they wrote again, so they unblocked the bot
+            async with context.transaction() as session:
+                await reactivate(session, person.id)
+        return
     tr = translator(context, update)
     if update.callback_query is not None:
         await update.callback_query.answer()
@@ -107,10 +106,9 @@ def help_text(context: BotContext, person: Person) -> str:
 async def show_help(update: Update, context: BotContext) -> None:
     """Send the commands this person can use."""
     assert update.message is not None
-    async with context.transaction() as session:
-        person = await current_person(session, update)
-        assert person is not None  # the guard let only registered people through
-        await update.message.reply_text(help_text(context, person))
+    person = await cached_person(context, update)
+    assert person is not None  # the guard let only registered people through
+    await update.message.reply_text(help_text(context, person))
 
 
 def build_guard() -> BaseHandler:

@@ -29,7 +29,7 @@ async def undo(update: Update, context: BotContext) -> None:
         outcome, admission = await withdraw_latest(session, person, context.clock.now(), timedelta(hours=hours))
         # Not idempotent: record the update as handled in this same transaction, so a crash
         # before the usual bookkeeping cannot make a redelivered /undo withdraw a second report.
-        await mark_processed(session, update.update_id, context.clock.now())
+        await mark_processed(session, [update.update_id], context.clock.now())
         cell = await unit_by_id(session, admission.unit_id) if admission else None
         name = admission.full_name if admission else ""
     text = tr(f"undo.{outcome.value}", name=esc(name), cell=esc(cell.name if cell else ""), hours=hours)

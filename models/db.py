@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -81,9 +83,18 @@ def create_sync_engine_for(url: str) -> Engine:
     return engine
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Return the session factory; callers open `async with factory.begin() as session`."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: AsyncEngine, on_change: Callable[[], None] | None = None,
+                    on_write: Callable[[], None] | None = None) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory; callers open `async with factory.begin() as session`.
+
+    Its sessions keep the data revision (models.revision): a commit that changed domain data
+    increments it and then calls `on_change` (a cache in this process forgets what it held);
+    any commit that wrote something calls `on_write`."""
+    from models.revision import watch_changes
+
+    sync_maker: sessionmaker[Session] = sessionmaker()
+    watch_changes(sync_maker, on_change, on_write)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=sync_maker)  # type: ignore[arg-type]
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

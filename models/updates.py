@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Insert, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.entities import ProcessedUpdate
 
@@ -16,13 +17,21 @@ async def was_processed(session: AsyncSession, update_id: int) -> bool:
     return await session.scalar(select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id == update_id)) is not None
 
 
-async def mark_processed(session: AsyncSession, update_id: int, now: datetime) -> None:
-    """Remember that this update id was handled (a second mark is harmless)."""
-    try:
-        async with session.begin_nested():
-            session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
-    except IntegrityError:
-        pass
+def _insert_once(dialect: str) -> Insert:
+    """Return an INSERT of a processed update that does nothing when the id is already there."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+
+
+async def mark_processed(db: AsyncSession | AsyncConnection, update_ids: Iterable[int], now: datetime) -> None:
+    """Remember that these update ids were handled (marking one again is harmless).
+
+    One plain statement, no savepoint, in a session or, cheaper, on a connection (bot.app)."""
+    rows = [{"update_id": update_id, "processed_at": now} for update_id in sorted(set(update_ids))]
+    if not rows:
+        return
+    dialect = db.dialect.name if isinstance(db, AsyncConnection) else db.get_bind().dialect.name
+    await db.execute(_insert_once(dialect), rows)
 
 
 async def forget_processed_before(session: AsyncSession, before: datetime) -> int:
