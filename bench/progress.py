@@ -51,6 +51,33 @@ async def timed(work: Callable[[], Awaitable[object]], runs: int, warmup: int = 
     return statistics.median(samples)
 
 
+async def database_time(engine, work: Callable[[], Awaitable[object]], runs: int) -> float:  # type: ignore[no-untyped-def]
+    """Return the median time (ms) `work` spends inside the database driver's execute calls."""
+    from sqlalchemy import event
+
+    spent: list[float] = []
+    started: list[float] = []
+
+    def before(*_args: object) -> None:
+        started.append(time.perf_counter())
+
+    def after(*_args: object) -> None:
+        spent.append(time.perf_counter() - started.pop())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    event.listen(engine.sync_engine, "after_cursor_execute", after)
+    samples = []
+    try:
+        for _ in range(runs):
+            spent.clear()
+            await work()
+            samples.append(sum(spent) * 1000)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before)
+        event.remove(engine.sync_engine, "after_cursor_execute", after)
+    return statistics.median(samples)
+
+
 async def pick_units(sessions) -> dict[str, Unit]:  # type: ignore[no-untyped-def]
     """Return one unit per scope: the median-id unit of each kind, and the root."""
     picked: dict[str, Unit] = {}
@@ -68,8 +95,6 @@ async def pick_units(sessions) -> dict[str, Unit]:  # type: ignore[no-untyped-de
 
 async def query_times(url: str, runs: int) -> dict[str, tuple[float, int]]:
     """Return {scope: (median ms of build_view, admitted this year)}, then the same without the reporting rate."""
-    import sys
-
     from handlers.progress import _reporting_rate_line, build_view
     from models.progress import progress_report
 
@@ -88,20 +113,22 @@ async def query_times(url: str, runs: int) -> dict[str, tuple[float, int]]:
             async with sessions() as session:
                 await _reporting_rate_line(session, tr, unit, DAY)
         ms = await timed(view, runs)
+        db_ms = await database_time(engine, view, runs)
         rate_ms = await timed(rate, max(3, runs // 3), 1)
-        saved = sys.modules.get("models.reminders")
-        sys.modules["models.reminders"] = None  # type: ignore[assignment]  # import fails: no rate line
+        import handlers.progress as progress_handlers
+
+        async def no_rate(*_args: object, **_kwargs: object) -> None:
+            return None
+
+        with_rate, progress_handlers._reporting_rate_line = progress_handlers._reporting_rate_line, no_rate
         try:
             bare = await timed(view, runs)
         finally:
-            if saved is not None:
-                sys.modules["models.reminders"] = saved
-            else:
-                del sys.modules["models.reminders"]
+            progress_handlers._reporting_rate_line = with_rate
         async with sessions() as session:
             admitted = (await progress_report(session, unit, Period.year(2026), DAY)).main.admitted
         out[scope] = (ms, admitted)
-        print(f"  /progress {scope:<9} {ms:8.2f} ms; without the reporting-rate line {bare:8.2f} ms "
+        print(f"  /progress {scope:<9} {ms:8.2f} ms (database {db_ms:6.2f} ms); without the reporting-rate line {bare:8.2f} ms "
               f"(reporting_rate alone {rate_ms:8.2f} ms)  ({admitted:,} admitted in 2026)", flush=True)
     await engine.dispose()
     return out

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.entities import Admission, Sex, Target, Unit
-from models.sql import position, unindexed
+from models.sql import leading_id, unindexed
 from models.units import in_subtree, subtree_range
 
 _PERIOD_RE = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
@@ -195,7 +195,7 @@ def expected_by(target: int | None, period: Period, today: date) -> int | None:
     return int(share.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
-async def _is_whole_tree(session: AsyncSession, unit: Unit) -> bool:
+async def is_whole_tree(session: AsyncSession, unit: Unit) -> bool:
     """Tell whether `unit`'s subtree is every unit there is (the only root)."""
     if unit.parent_id is not None:
         return False
@@ -210,7 +210,7 @@ async def _in_scope(session: AsyncSession, unit: Unit, period: Period) -> list[C
     any smaller subtree reads its path range in the path-first index (every period of that
     subtree only), so the date conditions are kept away from the planner there.
     """
-    if await _is_whole_tree(session, unit):
+    if await is_whole_tree(session, unit):
         return [_counted_in(period)]
     admitted_on = unindexed(Admission.admitted_on)
     return [
@@ -270,7 +270,7 @@ def _aggregates(period: Period) -> list[ColumnElement[int]]:
     """Return count and the breakdown sums over counted admissions, in Breakdown's field order."""
 
     def counted(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+        return func.count(Admission.unit_path).filter(condition)  # FILTER: cheaper than sum(CASE …)
 
     return [
         func.count(Admission.unit_path),  # covered by ix_admission_counted (NULL only in outer joins)
@@ -355,24 +355,23 @@ class ProgressReport:
 async def progress_report(session: AsyncSession, unit: Unit, period: Period, today: date) -> ProgressReport:
     """Return the unit's progress and its children's; the unit's totals are summed from the children.
 
-    One scan of the subtree's counted admissions grouped by the child each belongs to (the path
-    segment after the unit's own path; the unit's own path for admissions recorded at the unit
-    itself), plus the children and the targets.
+    One scan of the subtree's counted admissions grouped by the child each belongs to (the id in
+    the path segment after the unit's own path; 0 for admissions recorded at the unit itself),
+    plus the children and the targets.
     """
-    length = len(unit.path)
-    rest = func.substr(Admission.unit_path, length + 1)
-    child_path = func.substr(Admission.unit_path, 1, position(rest, "/") + length).label("child_path")
+    # The child an admission belongs to is the id right after the unit's own path (0: the unit itself).
+    child_id = leading_id(func.substr(Admission.unit_path, len(unit.path) + 1)).label("child_id")
     rows = (await session.execute(
-        select(child_path, *_aggregates(period)).where(*await _in_scope(session, unit, period)).group_by(child_path)
+        select(child_id, *_aggregates(period)).where(*await _in_scope(session, unit, period)).group_by(child_id)
     )).all()
-    figures_by_path = {row[0]: _row_figures(row[1:]) for row in rows}
+    figures_by_child = {int(row[0]): _row_figures(row[1:]) for row in rows}
     child_units = list(await session.scalars(select(Unit).where(Unit.parent_id == unit.id)))
     targets = await targets_of(session, [unit.id, *(child.id for child in child_units)], period)
-    direct, breakdown = figures_by_path.get(unit.path, (0, Breakdown()))
+    direct, breakdown = figures_by_child.get(0, (0, Breakdown()))
     admitted = direct
     children = []
     for child in child_units:
-        count, figures = figures_by_path.get(child.path, (0, Breakdown()))
+        count, figures = figures_by_child.get(child.id, (0, Breakdown()))
         admitted += count
         breakdown = breakdown + figures
         target = targets.get(child.id)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 from models.entities import Admission, AdmissionSource, Assignment, Person, Role, Target, Unit, UnitKind
-from models.progress import Period, expected_by
+from models.progress import Period, expected_by, is_whole_tree
 from models.sql import unindexed
 from models.units import in_subtree
 
@@ -150,9 +150,8 @@ async def reporting_rate(session: AsyncSession, unit: Unit, week_start: date, *,
     Counted in the database: the cells are a range of ix_unit_kind_path; the reports are the
     week's range of ix_admission_reported_at (a week holds few), filtered by path afterwards.
     """
-    cells = await session.scalar(
-        select(func.count()).select_from(Unit).where(Unit.kind == UnitKind.CELL, in_subtree(Unit.path, unit.path))
-    )
+    in_scope = [] if await is_whole_tree(session, unit) else [in_subtree(Unit.path, unit.path)]
+    cells = await session.scalar(select(func.count()).select_from(Unit).where(Unit.kind == UnitKind.CELL, *in_scope))
     if not cells:
         return 0, 0
     reported = await _reported_in_subtree(session, unit, week_start, tz)

@@ -3,7 +3,8 @@
 - `unindexed(column)`: the column, but SQLite may not use an index for a condition on it
   (`+column`, SQLite's documented way to steer its planner). It makes the path-range index the
   only usable one for narrow scopes, whatever statistics (or none) the database has.
-- `position(text, part)`: 1-based position of `part` in `text`, 0 if absent (instr / strpos).
+- `leading_id(text)`: the integer `text` starts with, 0 when none ("23/456/" → 23, "" → 0): the
+  next segment of a materialised path, as a number that groups faster than a string.
 """
 
 from __future__ import annotations
@@ -36,19 +37,20 @@ def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + compiler.process(element.clauses, **kw)
 
 
-class position(FunctionElement[int]):  # noqa: N801 - reads like a SQL function
-    """1-based position of the second argument in the first (0 when absent)."""
+class leading_id(FunctionElement[int]):  # noqa: N801 - reads like a SQL function
+    """The integer at the start of the argument ("23/456/" gives 23), 0 when it starts with none."""
 
     inherit_cache = True
-    name = "position"
+    name = "leading_id"
     type = Integer()
 
 
-@compiles(position)
-def _position_default(element: position, compiler: Any, **kw: Any) -> str:
-    return "strpos(%s)" % compiler.process(element.clauses, **kw)
+@compiles(leading_id)
+def _leading_id_default(element: leading_id, compiler: Any, **kw: Any) -> str:
+    return "coalesce(cast(nullif(split_part(%s, '/', 1), '') AS bigint), 0)" % compiler.process(element.clauses, **kw)
 
 
-@compiles(position, "sqlite")
-def _position_sqlite(element: position, compiler: Any, **kw: Any) -> str:
-    return "instr(%s)" % compiler.process(element.clauses, **kw)
+@compiles(leading_id, "sqlite")
+def _leading_id_sqlite(element: leading_id, compiler: Any, **kw: Any) -> str:
+    # CAST reads the leading digits of a text and gives 0 for none (SQLite's documented rule).
+    return "cast(%s AS integer)" % compiler.process(element.clauses, **kw)

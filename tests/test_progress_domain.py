@@ -10,7 +10,16 @@ import pytest
 from bot.i18n import format_number, format_percent
 from models.admissions import AdmissionDraft, imported_admission
 from models.entities import Sex, Target, UnitKind
-from models.progress import Period, children_progress, count_admitted, current_term, expected_by, percent, progress_of
+from models.progress import (
+    Period,
+    children_progress,
+    count_admitted,
+    current_term,
+    expected_by,
+    percent,
+    progress_of,
+    progress_report,
+)
 from models.units import TreeError, UnitRow, load_units, unit_by_code
 
 NOW = datetime(2026, 7, 1, tzinfo=timezone.utc)
@@ -80,6 +89,13 @@ async def test_subtree_roll_up_period_bounds_and_withdrawn(sessions) -> None:
         assert await count_admitted(session, c1, y) == 4
         assert await count_admitted(session, a, y) == 2
         assert await count_admitted(session, d, Period(2025, 2030)) == 11
+        # Grouped by child (the id after the unit's path; 0 for admissions at the unit itself).
+        report = await progress_report(session, c1, y, date(2026, 7, 1))
+        assert (report.main.admitted, report.direct) == (4, 1)
+        assert {p.unit.code: p.admitted for p in report.children} == {"A": 2, "B": 1}
+        whole = await progress_report(session, d, y, date(2026, 7, 1))
+        assert (whole.main.admitted, whole.direct) == (7, 0)
+        assert {p.unit.code: p.admitted for p in whole.children} == {"C1": 4, "C2": 3}
 
 
 async def test_targets_children_order_and_current_term(sessions) -> None:
