@@ -78,7 +78,10 @@ class AdmissionsApplication(Application):  # type: ignore[type-arg]
         await self.update_persistence()
         data.unrecorded.append(update.update_id)
         if data.writes.value != writes or len(data.unrecorded) >= self.RECORD_BATCH:
-            await self.record_processed()
+            try:
+                await self.record_processed()
+            except Exception:  # noqa: BLE001 - handled already: never run the handlers again for this
+                logger.exception("Could not record processed updates yet; retried before confirming them")
 
     async def record_processed(self) -> None:
         """Record every handled update not yet recorded, in one transaction."""

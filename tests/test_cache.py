@@ -110,3 +110,27 @@ async def test_read_only_updates_are_recorded_with_the_batch_and_writes_at_once(
     async with bot.sessions() as session:
         assert all([await was_processed(session, update_id) for update_id in update_ids])
     assert app.bot_data.unrecorded == []
+
+
+async def test_a_failed_record_never_runs_the_handlers_again(harness, monkeypatch) -> None:
+    import bot.app as bot_app
+    from models.reminders import WeeklyCheckIn
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    real, failures = bot_app.mark_processed, []
+
+    async def flaky(db, update_ids, now):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(list(update_ids))
+            raise OSError("database unreachable for a moment")
+        await real(db, update_ids, now)
+
+    monkeypatch.setattr(bot_app, "mark_processed", flaky)
+    mark = bot.api.mark()
+    update = bot.api.push_text(1001, "/checkin")
+    await bot.settle(update)  # recorded by the poller before it confirms the batch
+    assert failures == [[update["update_id"]]]
+    assert len(bot.replies(1001, mark)) == 1  # answered once, not again after the failure
+    async with bot.sessions() as session:
+        assert len(list(await session.scalars(select(WeeklyCheckIn)))) == 1
