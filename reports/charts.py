@@ -33,27 +33,50 @@ class ChartData:
     children: Sequence[tuple[str, float | None, bool]]  # (name, percent of target or None, behind schedule)
 
 
+# Layout in inches (fixed, computed here: matplotlib's constrained layout costs a third of the render).
+WIDTH = 9.0
+TOP_BLOCK = 5.2  # the cumulative chart with its title, tick labels and axis label
+ROW = 0.45  # one child's bar
+MARGIN = 0.3
+FONT = {"font.family": "DejaVu Sans", "font.size": 13, "text.parse_math": False}
+
+
 def render_progress_chart(data: ChartData, texts: ChartTexts, *, max_children: int = 15) -> bytes:
-    """Return a PNG (about 900×1100 px, readable on a phone) of the unit's progress."""
+    """Return a PNG (900 px wide, about 1,300 px tall with children, readable on a phone) of the unit's progress."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     # Unit names are user data: "$" must not switch on mathtext (ValueError on unbalanced "$").
-    plt_params = {"font.family": "DejaVu Sans", "font.size": 13, "text.parse_math": False}
-    with matplotlib.rc_context(plt_params):
+    with matplotlib.rc_context(FONT):
         children = list(data.children)[:max_children]
-        rows = 2 if children else 1
-        height = 5.2 + (0.45 * len(children) + 1.6 if children else 0)
-        figure = Figure(figsize=(9, height), dpi=100, layout="constrained")
-        axes = figure.subplots(rows, 1, squeeze=False, height_ratios=None)[:, 0]
-        _cumulative(axes[0], data, texts)
+        bars = ROW * len(children) + 1.6 if children else 0.0
+        height = TOP_BLOCK + bars
+        figure = Figure(figsize=(WIDTH, height), dpi=100)
+
+        def box(left: float, bottom: float, top: float) -> list[float]:
+            """Return an axes rectangle in figure fractions from inches."""
+            return [left / WIDTH, bottom / height, (WIDTH - MARGIN - left) / WIDTH, (top - bottom) / height]
+
+        _cumulative(figure.add_axes(box(1.0, bars + 1.25, height - 0.5)), data, texts)
         if children:
-            _children(axes[1], children, texts)
+            names = [_short(name) for name, _, _ in children]
+            left = min(_text_width(names) + 0.35, WIDTH / 2)
+            _children(figure.add_axes(box(left, 0.8, bars - 0.5)), children, texts)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _text_width(lines: Sequence[str]) -> float:
+    """Return the width in inches of the widest line at the chart's font size."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    font = FontProperties(family=FONT["font.family"], size=FONT["font.size"])
+    measure = TextToPath()
+    return max(measure.get_text_width_height_descent(line, font, ismath=False)[0] for line in lines) / 72
 
 
 def _cumulative(ax, data: ChartData, texts: ChartTexts) -> None:  # type: ignore[no-untyped-def]
@@ -69,8 +92,9 @@ def _cumulative(ax, data: ChartData, texts: ChartTexts) -> None:  # type: ignore
         ax.annotate(f"{shown[-1]}", (len(shown) - 1, shown[-1]), textcoords="offset points", xytext=(6, 6),
                     fontsize=13, fontweight="bold", color="#c62828")
     step = max(1, len(positions) // 12)
-    ax.set_xticks(positions[::step], [data.months[i] for i in positions[::step]],
-                  rotation=45 if step > 1 or len(positions) > 12 else 0)
+    ticks = positions[::step]
+    ax.set_xticks(ticks, [data.months[i] for i in ticks], rotation=45 if len(ticks) > 8 else 0,
+                  ha="right" if len(ticks) > 8 else "center", rotation_mode="anchor")
     ax.set_xlabel(texts.months_axis)
     ax.set_ylabel(texts.count_axis)
     top = max([data.target or 0, *shown, 1])
