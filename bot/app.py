@@ -33,7 +33,7 @@ from bot.polling import Poller
 from handlers import chart, errors, export, progress, registration, reminders, report, undo
 from handlers.common import translator
 from models.db import create_engine_for, session_factory
-from models.updates import forget_processed_before, mark_processed, was_processed
+from models.updates import forget_processed_before, highest_processed, mark_processed, was_processed
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +57,11 @@ class AdmissionsApplication(Application):  # type: ignore[type-arg]
     """
 
     RECORD_BATCH = 20
-    # Until the first update not seen before, each one is checked against the database: only
-    # updates delivered again after a crash can have been processed. From then on ids only grow.
-    _checking_repeats = True
+    # After a start, updates up to the highest id recorded before are checked one by one (only
+    # redelivered ones can have been handled; recorded ids need not be a prefix, as /undo records
+    # its own at once). Telegram's ids only grow, so later ones are new. Unknown until looked up.
+    _repeats_looked_up = False
+    _check_up_to: int | None = None
 
     async def process_update(self, update: object) -> None:
         """Process an update once; flush conversation state before confirming it as processed."""
@@ -67,12 +69,15 @@ class AdmissionsApplication(Application):  # type: ignore[type-arg]
         if not isinstance(update, Update) or data.sessions is None:
             await super().process_update(update)
             return
-        if self._checking_repeats:
+        if not self._repeats_looked_up:
+            async with data.sessions() as session:
+                self._check_up_to = await highest_processed(session)
+            self._repeats_looked_up = True
+        if self._check_up_to is not None and update.update_id <= self._check_up_to:
             async with data.sessions() as session:
                 if await was_processed(session, update.update_id):
                     logger.info("Skipping repeated update %s", update.update_id)
                     return
-            self._checking_repeats = False
         writes = data.writes.value
         await super().process_update(update)
         await self.update_persistence()

@@ -35,6 +35,7 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
         self._current: asyncio.Future[None] | None = None
         self._stopping = asyncio.Event()
+        self.handled_up_to: int | None = None  # the last update whose handling has finished
 
     async def start(self) -> None:
         """Drop any webhook and start polling in the background."""
@@ -92,18 +93,21 @@ class Poller:
                 self._current = asyncio.ensure_future(self._process(update))
                 await asyncio.shield(self._current)
                 offset = update.update_id + 1
+                self.handled_up_to = update.update_id
             if updates:
                 self._current = asyncio.ensure_future(self._record_processed())
                 await asyncio.shield(self._current)
 
     async def _record_processed(self) -> None:
-        """Record the handled updates the application has not recorded yet (retried like an update)."""
+        """Record the handled updates the application has not recorded yet (retried until stopping)."""
         while True:
             try:
                 await _record(self.application)
                 return
             except Exception:  # noqa: BLE001 - the database is unreachable: keep trying
                 logger.exception("Could not record processed updates; retrying")
+                if self._stopping.is_set():
+                    return  # stop() tries once more; unrecorded ones are only answered again later
                 await asyncio.sleep(5)
 
     async def _process(self, update: Update) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Table, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction, sessionmaker
 
 from models.entities import DATA_REVISION_ROW, DataRevision
 
@@ -44,14 +44,19 @@ def _on_execute(state: ORMExecuteState) -> None:
 
 
 def _before_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint released: the transaction around it commits (or not) later
     session.flush()  # what is still pending is written now, so that it counts
     if session.info.get(CHANGED):
         session.execute(update(DataRevision).where(DataRevision.id == ROW_ID).values(value=DataRevision.value + 1))
 
 
-def _forget_change(session: Session, *_args: object) -> None:
-    session.info.pop(CHANGED, None)
-    session.info.pop(WROTE, None)
+def _forget_change(session: Session, transaction: SessionTransaction) -> None:
+    # Only when the outermost transaction ends: a savepoint rolled back keeps what was written
+    # before it (and what it wrote counts too, which at worst makes a cache forget once more).
+    if transaction.parent is None:
+        session.info.pop(CHANGED, None)
+        session.info.pop(WROTE, None)
 
 
 def watch_changes(maker: sessionmaker[Session], on_change: Callable[[], None] | None = None,
@@ -62,15 +67,17 @@ def watch_changes(maker: sessionmaker[Session], on_change: Callable[[], None] | 
     event.listen(maker, "after_flush", _after_flush)
     event.listen(maker, "do_orm_execute", _on_execute)
     event.listen(maker, "before_commit", _before_commit)
-    event.listen(maker, "after_rollback", _forget_change)
 
     def after_commit(session: Session) -> None:
+        if session.get_nested_transaction() is not None:
+            return  # a savepoint released inside a transaction that is still open
         if session.info.pop(CHANGED, None) and on_change is not None:
             on_change()
         if session.info.pop(WROTE, None) and on_write is not None:
             on_write()
 
     event.listen(maker, "after_commit", after_commit)
+    event.listen(maker, "after_transaction_end", _forget_change)
 
 
 async def current_revision(session: AsyncSession) -> int:

@@ -47,7 +47,8 @@ class leading_id(FunctionElement[int]):  # noqa: N801 - reads like a SQL functio
 
 @compiles(leading_id)
 def _leading_id_default(element: leading_id, compiler: Any, **kw: Any) -> str:
-    return "coalesce(cast(nullif(split_part(%s, '/', 1), '') AS bigint), 0)" % compiler.process(element.clauses, **kw)
+    # The leading digits, like SQLite's CAST below (a segment without digits gives 0, never an error).
+    return "coalesce(cast(substring(%s from '^[0-9]+') AS bigint), 0)" % compiler.process(element.clauses, **kw)
 
 
 @compiles(leading_id, "sqlite")

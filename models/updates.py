@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Insert, delete, select
+from sqlalchemy import Insert, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -21,6 +21,11 @@ def _insert_once(dialect: str) -> Insert:
     """Return an INSERT of a processed update that does nothing when the id is already there."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+
+
+async def highest_processed(session: AsyncSession) -> int | None:
+    """Return the highest update id recorded as handled, or None when there is none."""
+    return await session.scalar(select(func.max(ProcessedUpdate.update_id)))
 
 
 async def mark_processed(db: AsyncSession | AsyncConnection, update_ids: Iterable[int], now: datetime) -> None:

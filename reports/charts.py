@@ -59,7 +59,10 @@ def render_progress_chart(data: ChartData, texts: ChartTexts, *, max_children: i
             """Return an axes rectangle in figure fractions from inches."""
             return [left / WIDTH, bottom / height, (WIDTH - MARGIN - left) / WIDTH, (top - bottom) / height]
 
-        _cumulative(figure.add_axes(box(1.0, bars + 1.25, height - 0.5)), data, texts)
+        # Room on the left for the y tick labels (the largest count) and the axis label.
+        largest = max([data.target or 0, *data.actual, *(data.expected or ()), 1])
+        left = max(1.0, _text_width([f"{int(largest * 1.12):,}"]) + 0.5)
+        _cumulative(figure.add_axes(box(left, bars + 1.25, height - 0.5)), data, texts)
         if children:
             names = [_short(name) for name, _, _ in children]
             left = min(_text_width(names) + 0.35, WIDTH / 2)
@@ -80,6 +83,8 @@ def _text_width(lines: Sequence[str]) -> float:
 
 
 def _cumulative(ax, data: ChartData, texts: ChartTexts) -> None:  # type: ignore[no-untyped-def]
+    from matplotlib.ticker import MaxNLocator
+
     positions = list(range(len(data.months)))
     ax.set_title(texts.title, fontsize=16, fontweight="bold", loc="left")
     if data.expected is not None:
@@ -89,7 +94,7 @@ def _cumulative(ax, data: ChartData, texts: ChartTexts) -> None:  # type: ignore
     shown = list(data.actual)
     ax.plot(positions[: len(shown)], shown, marker="o", color="#c62828", linewidth=3, label=texts.actual)
     if shown:
-        ax.annotate(f"{shown[-1]}", (len(shown) - 1, shown[-1]), textcoords="offset points", xytext=(6, 6),
+        ax.annotate(_count(shown[-1]), (len(shown) - 1, shown[-1]), textcoords="offset points", xytext=(6, 6),
                     fontsize=13, fontweight="bold", color="#c62828")
     step = max(1, len(positions) // 12)
     ticks = positions[::step]
@@ -99,6 +104,8 @@ def _cumulative(ax, data: ChartData, texts: ChartTexts) -> None:  # type: ignore
     ax.set_ylabel(texts.count_axis)
     top = max([data.target or 0, *shown, 1])
     ax.set_ylim(0, top * 1.12)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2,5 ticks
+    ax.yaxis.set_major_formatter(lambda value, _position: _count(value))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize=12, frameon=False)
 
@@ -118,6 +125,11 @@ def _children(ax, children: list[tuple[str, float | None, bool]], texts: ChartTe
     ax.set_xlim(0, top * 1.25)
     ax.set_title(texts.children_title, fontsize=15, fontweight="bold", loc="left")
     ax.set_xlabel(texts.percent_axis)
+
+
+def _count(value: float) -> str:
+    """Return a whole count the Vietnamese way, as the rest of the chart (2.817)."""
+    return f"{int(round(value)):,}".replace(",", ".")
 
 
 def _short(name: str, limit: int = 28) -> str:

@@ -85,12 +85,13 @@ class BotHarness:
         await post_shutdown(app)
 
     async def settle(self, update: dict, timeout: float = 10.0) -> None:
-        """Wait until the bot has finished processing `update`."""
+        """Wait until the bot has finished handling `update` (replies sent) and recorded it."""
         update_id = update["update_id"]
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
+            handled = self.poller is not None and (self.poller.handled_up_to or 0) >= update_id
             async with self.sessions() as session:
-                if await was_processed(session, update_id):
+                if handled and await was_processed(session, update_id):
                     return
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"update {update_id} not processed within {timeout} s")
