@@ -248,6 +248,12 @@ async def throughput(url: str, count: int, rounds: int = 3) -> tuple[float, floa
             progress_rates.append(await _drive(server, users, "/progress", count))
             await poller.stop()
             await _confirm_all(bot.bot)
+        bot.bot_data.cache.max_entries = 0  # for comparison: every view and person read again
+        bot.bot_data.cache.forget()
+        await poller.start()
+        uncached = await _drive(server, users, "/progress", count // 3)
+        await poller.stop()
+        await _confirm_all(bot.bot)
     finally:
         await echo_bot.stop()
         await echo_bot.shutdown()
@@ -258,8 +264,8 @@ async def throughput(url: str, count: int, rounds: int = 3) -> tuple[float, floa
     echo_rate, progress_rate = statistics.median(echo_rates), statistics.median(progress_rates)
     print(f"  throughput (median of {rounds} turns): echo {echo_rate:.0f} updates/s, /progress (district) "
           f"{progress_rate:.0f} updates/s = {100 * progress_rate / echo_rate:.0f} %  "
-          f"[echo {', '.join(f'{r:.0f}' for r in echo_rates)}; /progress {', '.join(f'{r:.0f}' for r in progress_rates)}]",
-          flush=True)
+          f"[echo {', '.join(f'{r:.0f}' for r in echo_rates)}; /progress {', '.join(f'{r:.0f}' for r in progress_rates)}]; "
+          f"without the cache {uncached:.0f} updates/s", flush=True)
     return echo_rate, progress_rate
 
 
