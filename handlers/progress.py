@@ -22,7 +22,7 @@ from bot.i18n import Translator
 from handlers.common import cached_person, esc, today, translator, unit_progress_line
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
-from models.progress import Period, Progress, current_term, progress_of, progress_report
+from models.progress import Period, Progress, current_term, progress_of, progress_report, term_progress
 from models.reminders import DEFAULT_TZ, reporting_rate, week_start
 from models.units import unit_by_id
 
@@ -180,22 +180,20 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
     main = report.main
     lines.append(_headline(tr, main))
     lines.extend(line for line in (_schedule(tr, main), *_pace(tr, main), _breakdown(tr, main)) if line)
-    term = await current_term(session, unit, day)
-    if not shown.is_term and term is not None and shown.start_year == day.year:
-        term_progress = await progress_of(session, unit, term, day)
-        lines.append(_headline(tr, term_progress))
-        schedule = _schedule(tr, term_progress)
+    term = await term_progress(session, unit, day) if not shown.is_term and shown.start_year == day.year else None
+    if term is not None:
+        lines.append(_headline(tr, term))
+        schedule = _schedule(tr, term)
         if schedule:
             lines.append(schedule)
     if overseer and unit.kind != UnitKind.CELL:
         rate = await _reporting_rate_line(session, tr, unit, day, tz)
         if rate:
             lines.append(rate)
-    if not overseer and unit.parent_id:  # a secretary: the parent's totals, no drill-down
-        parent = await session.get(Unit, unit.parent_id)
-        if parent is not None:
-            year = Period.year(day.year) if shown.is_term else shown
-            lines.append(unit_progress_line(tr, await progress_of(session, parent, year, day)))
+    parent = report.parent
+    if not overseer and parent is not None:  # a secretary: the parent's totals, no drill-down
+        year = Period.year(day.year) if shown.is_term else shown
+        lines.append(unit_progress_line(tr, await progress_of(session, parent, year, day)))
     buttons: list[list[InlineKeyboardButton]] = []
     if overseer and report.children:
         pages = -(-len(report.children) // CHILDREN_PER_PAGE)
@@ -225,11 +223,9 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
         tools.append(InlineKeyboardButton(tr("progress.button_xlsx"), callback_data=button_data("xlsx", unit, shown)))
         tools.append(InlineKeyboardButton(tr("progress.button_csv"), callback_data=button_data("csv", unit, shown)))
     buttons.append(tools)
-    if unit.parent_id:
-        parent = await session.get(Unit, unit.parent_id)
-        if parent is not None and scope.may_oversee(parent):
-            buttons.append([InlineKeyboardButton(tr("progress.button_up", unit=parent.name[:40]),
-                                                 callback_data=button_data("u", parent, shown))])
+    if parent is not None and scope.may_oversee(parent):
+        buttons.append([InlineKeyboardButton(tr("progress.button_up", unit=parent.name[:40]),
+                                             callback_data=button_data("u", parent, shown))])
     return View("\n".join(lines), InlineKeyboardMarkup(buttons))
 
 

@@ -52,7 +52,7 @@ from bot.i18n import Translator, language_of
 from handlers.common import current_person, esc, today, translator
 from models.entities import Person, Role, Unit
 from models.people import Scope
-from models.progress import Period, current_term, progress_of
+from models.progress import Period, progress_of, term_progress
 from models.reminders import (
     KINDS,
     CellStanding,
@@ -604,11 +604,10 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
         if year.gap is not None and year.gap < 0:
             lines.append(tr("weekly.digest_behind_by", expected=tr.number(year.expected or 0),
                             gap=tr.number(-year.gap)))
-    term = await current_term(session, unit, day)
-    if term is not None:
-        tp = await progress_of(session, unit, term, day)
+    tp = await term_progress(session, unit, day)
+    if tp is not None:
         if tp.target is not None:
-            lines.append(tr("weekly.digest_term", period=term.label(), count=tr.number(tp.admitted),
+            lines.append(tr("weekly.digest_term", period=tp.period.label(), count=tr.number(tp.admitted),
                             target=tr.number(tp.target), percent=tr.percent(tp.percent)))
     reported, total = await reporting_rate(session, unit, last_week, tz=tz)
     lines.append(tr("weekly.digest_rate", reported=tr.number(reported), total=tr.number(total),

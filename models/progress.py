@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -238,12 +238,12 @@ async def target_of(session: AsyncSession, unit: Unit, period: Period) -> int | 
     )
 
 
-async def current_term(session: AsyncSession, unit: Unit, today: date) -> Period | None:
-    """Return the term (multi-year target) of `unit` or its nearest ancestor that covers `today`."""
+async def _term_covering(session: AsyncSession, unit: Unit, today: date) -> tuple[Period, int | None] | None:
+    """Return the term of `unit` or its nearest ancestor that covers `today`, and the unit's own target for it."""
     ids = [int(part) for part in unit.path.strip("/").split("/")]
     rows = (
         await session.execute(
-            select(Target.unit_id, Target.start_year, Target.end_year).where(
+            select(Target.unit_id, Target.start_year, Target.end_year, Target.value).where(
                 Target.unit_id.in_(ids),
                 Target.end_year > Target.start_year,
                 Target.start_year <= today.year,
@@ -255,7 +255,27 @@ async def current_term(session: AsyncSession, unit: Unit, today: date) -> Period
         return None
     depth = {unit_id: i for i, unit_id in enumerate(ids)}
     nearest = max(rows, key=lambda r: (depth[r.unit_id], r.start_year))
-    return Period(nearest.start_year, nearest.end_year)
+    term = Period(nearest.start_year, nearest.end_year)
+    own = next((r.value for r in rows if r.unit_id == unit.id and (r.start_year, r.end_year) == (
+        term.start_year, term.end_year)), None)
+    return term, own
+
+
+async def current_term(session: AsyncSession, unit: Unit, today: date) -> Period | None:
+    """Return the term (multi-year target) of `unit` or its nearest ancestor that covers `today`."""
+    found = await _term_covering(session, unit, today)
+    return found[0] if found else None
+
+
+async def term_progress(session: AsyncSession, unit: Unit, today: date) -> Progress | None:
+    """Return where `unit` stands in the term covering `today` (None when no term does); two queries."""
+    found = await _term_covering(session, unit, today)
+    if found is None:
+        return None
+    term, target = found
+    admitted = await count_admitted(session, unit, term)
+    return Progress(unit=unit, period=term, admitted=admitted, target=target,
+                    expected=expected_by(target, term, today), as_of=today)
 
 
 def _admission_year(period: Period) -> ColumnElement[int]:
@@ -350,6 +370,7 @@ class ProgressReport:
     main: Progress
     children: list[Progress]
     direct: int  # admissions recorded at the unit itself, outside every child
+    parent: Unit | None = None  # the unit above (None at a root)
 
 
 async def progress_report(session: AsyncSession, unit: Unit, period: Period, today: date) -> ProgressReport:
@@ -365,8 +386,15 @@ async def progress_report(session: AsyncSession, unit: Unit, period: Period, tod
         select(child_id, *_aggregates(period)).where(*await _in_scope(session, unit, period)).group_by(child_id)
     )).all()
     figures_by_child = {int(row[0]): _row_figures(row[1:]) for row in rows}
-    child_units = list(await session.scalars(select(Unit).where(Unit.parent_id == unit.id)))
-    targets = await targets_of(session, [unit.id, *(child.id for child in child_units)], period)
+    # The unit's children and the targets of the unit and its children, in one query; the parent
+    # comes along (a view shows the way up).
+    exact = and_(Target.unit_id == Unit.id, Target.start_year == period.start_year, Target.end_year == period.end_year)
+    family = [Unit.parent_id == unit.id, Unit.id == unit.id]
+    if unit.parent_id is not None:
+        family.append(Unit.id == unit.parent_id)
+    units = (await session.execute(select(Unit, Target.value).outerjoin(Target, exact).where(or_(*family)))).all()
+    child_units = [child for child, _ in units if child.parent_id == unit.id]
+    targets = {found.id: value for found, value in units if value is not None}
     direct, breakdown = figures_by_child.get(0, (0, Breakdown()))
     admitted = direct
     children = []
@@ -381,7 +409,8 @@ async def progress_report(session: AsyncSession, unit: Unit, period: Period, tod
     target = targets.get(unit.id)
     main = Progress(unit=unit, period=period, admitted=admitted, target=target,
                     expected=expected_by(target, period, today), as_of=today, breakdown=breakdown)
-    return ProgressReport(main=main, children=children, direct=direct)
+    parent = next((found for found, _ in units if found.id == unit.parent_id), None)
+    return ProgressReport(main=main, children=children, direct=direct, parent=parent)
 
 
 async def subtree_progress(session: AsyncSession, unit: Unit, period: Period, today: date) -> list[Progress]:

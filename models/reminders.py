@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint, delete, func, select, update
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint, delete, func, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -178,7 +178,7 @@ async def _reported_in_subtree(session: AsyncSession, unit: Unit, week: date, tz
         .where(in_subtree(unindexed(Unit.path), unit.path), unindexed(Unit.kind) == UnitKind.CELL,
                WeeklyCheckIn.week_start == week)
     )
-    return set(await session.scalars(chat)) | set(await session.scalars(checked))
+    return set(await session.scalars(union(chat, checked)))  # one round trip
 
 
 async def last_reported_weeks(session: AsyncSession, unit: Unit, before: date, tz: tzinfo = DEFAULT_TZ) -> dict[int, date]:
