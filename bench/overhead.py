@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.overhead [--updates 200]
 
-Drives /help (the cheapest registered command: guard, person lookup, one reply, persistence
-flush, processed-update record) and /progress through the local Bot API server, without the
-rate limiter (with it, Telegram's ~30 messages/s caps everything), and prints updates/s.
+Drives /help (the cheapest registered command: the guard and the person, from memory after the
+first time; one reply; the persistence flush; the update recorded as processed, in groups) and
+/progress through the local Bot API server, without the rate limiter (with it, Telegram's ~30
+messages/s caps everything), and prints updates/s.
 """
 
 from __future__ import annotations
