@@ -33,7 +33,7 @@ ETHNICITIES = (("Kinh", False),) * 17 + (("Tày", True), ("Thái", True), ("Môn
 
 
 def build_units(scale: float) -> tuple[list[tuple], dict[str, list[int]]]:
-    """Return unit rows (id, code, name, kind, parent_id, path) and the ids of each level."""
+    """Return unit rows (id, code, name, kind, parent_id, path, cell_count) and the ids of each level."""
     rows: list[tuple] = [(1, "VN", "Toàn quốc", "province", None, "/1/")]
     paths = {1: "/1/"}
     levels: dict[str, list[int]] = {"root": [1]}
@@ -51,7 +51,14 @@ def build_units(scale: float) -> tuple[list[tuple], dict[str, list[int]]]:
             ids.append(unit_id)
         levels[kind] = ids
         parents = ids
-    return rows, levels
+    cells = dict.fromkeys((row[0] for row in rows), 0)  # cells per subtree, as models.units keeps them
+    parent_of = {row[0]: row[4] for row in rows}
+    for cell in levels["cell"]:
+        up: int | None = cell
+        while up is not None:
+            cells[up] += 1
+            up = parent_of[up]
+    return [(*row, cells[row[0]]) for row in rows], levels
 
 
 def build_targets(units: list[tuple], levels: dict[str, list[int]], rng: random.Random) -> list[tuple]:
@@ -107,7 +114,8 @@ def load_sqlite(path: str, units: list[tuple], targets: list[tuple], rows: Itera
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO unit (id, code, name, kind, parent_id, path) VALUES (?, ?, ?, ?, ?, ?)", units)
+    conn.executemany("INSERT INTO unit (id, code, name, kind, parent_id, path, cell_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     units)
     conn.executemany("INSERT INTO target (unit_id, start_year, end_year, value) VALUES (?, ?, ?, ?)", targets)
     sql = f"INSERT INTO admission ({', '.join(ADMISSION_COLUMNS)}) VALUES ({', '.join('?' * len(ADMISSION_COLUMNS))})"
     conn.executemany(sql, ([_sqlite_value(v) for v in row] for row in rows))
@@ -122,7 +130,7 @@ def load_postgresql(url: str, units: list[tuple], targets: list[tuple], rows: It
 
     with psycopg.connect(url) as conn:
         with conn.cursor() as cur:
-            with cur.copy("COPY unit (id, code, name, kind, parent_id, path) FROM STDIN") as copy:
+            with cur.copy("COPY unit (id, code, name, kind, parent_id, path, cell_count) FROM STDIN") as copy:
                 for row in units:
                     copy.write_row(row)
             with cur.copy("COPY target (unit_id, start_year, end_year, value) FROM STDIN") as copy:

@@ -74,6 +74,9 @@ class Unit(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
     # Materialised path of ids, "/1/5/27/": a subtree is the range [path, path[:-1] + "0").
     path: Mapped[str] = mapped_column(PathString, unique=True)
+    # Cells in this unit's subtree (1 for a cell), kept by models.units.load_units: the weekly
+    # reporting rate's denominator without counting 270,000 cells for the whole country.
+    cell_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     parent: Mapped[Unit | None] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list[Unit]] = relationship(back_populates="parent", order_by="Unit.name")

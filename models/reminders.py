@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 from models.entities import Admission, AdmissionSource, Assignment, Person, Role, Target, Unit, UnitKind
-from models.progress import Period, expected_by, is_whole_tree
+from models.progress import Period, expected_by
 from models.sql import unindexed
 from models.units import in_subtree
 
@@ -147,11 +147,10 @@ async def _cells_under(session: AsyncSession, unit: Unit) -> list[Unit]:
 async def reporting_rate(session: AsyncSession, unit: Unit, week_start: date, *, tz: tzinfo = DEFAULT_TZ) -> tuple[int, int]:
     """Return (cells in the subtree of `unit` that reported in that week, cells in the subtree).
 
-    Counted in the database: the cells are a range of ix_unit_kind_path; the reports are the
-    week's range of ix_admission_reported_at (a week holds few), filtered by path afterwards.
+    The cells are counted once, when units are loaded (Unit.cell_count); the reports are the
+    week's range of ix_admission_chat_reports (a week holds few), filtered by path afterwards.
     """
-    in_scope = [] if await is_whole_tree(session, unit) else [in_subtree(Unit.path, unit.path)]
-    cells = await session.scalar(select(func.count()).select_from(Unit).where(Unit.kind == UnitKind.CELL, *in_scope))
+    cells = unit.cell_count  # kept by models.units.load_units
     if not cells:
         return 0, 0
     reported = await _reported_in_subtree(session, unit, week_start, tz)

@@ -138,7 +138,22 @@ async def load_units(session: AsyncSession, rows: Sequence[UnitRow]) -> tuple[in
                 await session.execute(
                     update(Admission).where(Admission.unit_id == unit.id).values(unit_path=want)
                 )
+    _count_cells(existing, parent_of)
     return created, updated
+
+
+def _count_cells(units: dict[str, Unit], parent_of: dict[str, str | None]) -> None:
+    """Set every unit's cell_count: the cells in its subtree (the tree is whole here)."""
+    counts: dict[str, int] = dict.fromkeys(units, 0)
+    for code, unit in units.items():
+        if unit.kind == UnitKind.CELL:
+            up: str | None = code
+            while up is not None:
+                counts[up] += 1
+                up = parent_of.get(up)
+    for code, unit in units.items():
+        if unit.cell_count != counts[code]:
+            unit.cell_count = counts[code]
 
 
 def _top_down(units: dict[str, Unit], parent_of: dict[str, str | None]) -> list[str]:

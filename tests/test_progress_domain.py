@@ -140,3 +140,6 @@ async def test_load_units_rejects_unknown_parent_and_cycle_and_moves_subtrees(se
         assert await count_admitted(session, c2, Period.year(2026)) == 2
         a = await unit_by_code(session, "A")
         assert a.path.startswith(c2.path)
+        # Cells per subtree follow the move (the weekly reporting rate's denominator).
+        counts = {code: (await unit_by_code(session, code)).cell_count for code in ("D", "C1", "C2", "A")}
+        assert counts == {"D": 3, "C1": 2, "C2": 3, "A": 1}

@@ -19,3 +19,27 @@ def test_migrations_match_models_and_are_idempotent(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_upgrade_counts_the_cells_of_existing_trees(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from models.db import alembic_config
+
+    command.upgrade(alembic_config(database_url), "0005")
+    engine = create_sync_engine_for(database_url)
+    try:
+        with engine.begin() as conn:
+            for unit_id, kind, path in ((1, "district", "/1/"), (2, "committee", "/1/2/"), (3, "cell", "/1/2/3/"),
+                                        (4, "cell", "/1/2/4/"), (5, "committee", "/1/5/"), (6, "cell", "/1/5/6/"),
+                                        (10, "cell", "/1/10/")):
+                conn.execute(text("INSERT INTO unit (id, code, name, kind, parent_id, path) "
+                                  "VALUES (:id, :code, :code, :kind, NULL, :path)"),
+                             {"id": unit_id, "code": f"U{unit_id}", "kind": kind, "path": path})
+        migrate(database_url)
+        with engine.connect() as conn:
+            counts = dict(conn.execute(text("SELECT id, cell_count FROM unit")).all())
+    finally:
+        engine.dispose()
+    assert counts == {1: 4, 2: 2, 3: 1, 4: 1, 5: 1, 6: 1, 10: 1}
