@@ -41,22 +41,25 @@ FIRST_USER = 500_000_000
 
 
 def populate(url: str, secretaries: int) -> None:
-    """Create the tree (province → committees of 100 cells) and one secretary per cell."""
+    """Create the tree (province → committees of 100 cells) and one secretary per cell.
+
+    Inserted directly for speed, so the cell counts models.units.load_units keeps are set here."""
     migrate(url)
     engine = create_sync_engine_for(url)
     committees = (secretaries + 99) // 100
-    units = [{"id": 1, "code": "P", "name": "Tỉnh ủy", "kind": UnitKind.PROVINCE, "parent_id": None, "path": "/1/"}]
+    units = [{"id": 1, "code": "P", "name": "Tỉnh ủy", "kind": UnitKind.PROVINCE, "parent_id": None, "path": "/1/",
+              "cell_count": secretaries}]
     cells, targets, people, assignments = [], [], [], []
     for c in range(committees):
         cid = 2 + c
         units.append({"id": cid, "code": f"C{c}", "name": f"Đảng ủy xã {c}", "kind": UnitKind.COMMITTEE,
-                      "parent_id": 1, "path": f"/1/{cid}/"})
+                      "parent_id": 1, "path": f"/1/{cid}/", "cell_count": min(100, secretaries - 100 * c)})
     next_id = 2 + committees
     for i in range(secretaries):
         parent = 2 + i // 100
         uid = next_id + i
         cells.append({"id": uid, "code": f"Z{i}", "name": f"Chi bộ thôn {i}", "kind": UnitKind.CELL,
-                      "parent_id": parent, "path": f"/1/{parent}/{uid}/"})
+                      "parent_id": parent, "path": f"/1/{parent}/{uid}/", "cell_count": 1})
         targets.append({"unit_id": uid, "start_year": 2026, "end_year": 2026, "value": 3})
         people.append({"id": i + 1, "telegram_id": FIRST_USER + i, "display_name": f"Bí thư {i}", "language": "vi",
                        "registered_at": NOW, "active": True})

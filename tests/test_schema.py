@@ -31,15 +31,21 @@ def test_upgrade_counts_the_cells_of_existing_trees(database_url: str) -> None:
     engine = create_sync_engine_for(database_url)
     try:
         with engine.begin() as conn:
-            for unit_id, kind, path in ((1, "district", "/1/"), (2, "committee", "/1/2/"), (3, "cell", "/1/2/3/"),
-                                        (4, "cell", "/1/2/4/"), (5, "committee", "/1/5/"), (6, "cell", "/1/5/6/"),
-                                        (10, "cell", "/1/10/")):
+            for unit_id, kind, parent, path in ((1, "district", None, "/1/"), (2, "committee", 1, "/1/2/"),
+                                                (3, "cell", 2, "/1/2/3/"), (4, "cell", 2, "/1/2/4/"),
+                                                (5, "committee", 1, "/1/5/"), (6, "cell", 5, "/1/5/6/"),
+                                                (10, "cell", 1, "/1/10/")):
                 conn.execute(text("INSERT INTO unit (id, code, name, kind, parent_id, path) "
-                                  "VALUES (:id, :code, :code, :kind, NULL, :path)"),
-                             {"id": unit_id, "code": f"U{unit_id}", "kind": kind, "path": path})
+                                  "VALUES (:id, :code, :code, :kind, :parent, :path)"),
+                             {"id": unit_id, "code": f"U{unit_id}", "kind": kind, "parent": parent, "path": path})
+            # Rows that point at units: an upgrade must keep them (and not trip over them).
+            conn.execute(text("INSERT INTO village (unit_id, name, position) VALUES (3, 'Nà Lạn', 0)"))
+            conn.execute(text("INSERT INTO target (unit_id, start_year, end_year, value) VALUES (1, 2026, 2026, 9)"))
         migrate(database_url)
         with engine.connect() as conn:
             counts = dict(conn.execute(text("SELECT id, cell_count FROM unit")).all())
+            kept = conn.execute(text("SELECT (SELECT count(*) FROM village), (SELECT count(*) FROM target)")).one()
     finally:
         engine.dispose()
     assert counts == {1: 4, 2: 2, 3: 1, 4: 1, 5: 1, 6: 1, 10: 1}
+    assert tuple(kept) == (1, 1)

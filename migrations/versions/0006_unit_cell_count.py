@@ -17,9 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('unit', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('cell_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
-                                      server_default=sa.text('0'), nullable=False))
+    # A plain ALTER TABLE … ADD COLUMN (a constant default): on SQLite a batch "move and copy" would
+    # drop the old table, and with foreign keys on that deletes every village with it.
+    op.add_column('unit', sa.Column('cell_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                                    server_default='0', nullable=False))
     # Existing trees: each unit counts the cells in its path range ("/1/5/" … "/1/50").
     op.execute(
         "UPDATE unit SET cell_count = (SELECT count(*) FROM unit AS cell WHERE cell.kind = 'cell' "
@@ -28,5 +29,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('unit', schema=None) as batch_op:
-        batch_op.drop_column('cell_count')
+    op.drop_column('unit', 'cell_count')
