@@ -17,7 +17,7 @@ ROLE_NAME = {Role.SECRETARY: "registration.role_secretary", Role.COMMITTEE: "reg
              Role.ADMIN: "registration.role_admin"}
 # Menu commands of this feature (name -> catalog key of the description); see bot.app.menu_commands.
 COMMANDS = {"start": "registration.commands.start", "help": "registration.commands.help"}
-# Help lines of this feature: (role or None for everyone, catalog key).
+# Help lines of this feature: (role, a test of the person's Scope, or None for everyone; catalog key).
 HELP = ((None, "registration.help_common"),)
 
 
@@ -96,9 +96,10 @@ def help_text(context: BotContext, person: Person) -> str:
     for a in person.assignments:
         lines.append(tr("registration.help_role_line", role=tr(ROLE_NAME[a.role]), unit=esc(a.unit.name)))
     lines.append("")
-    # Role-specific lines first, then what everyone can do.
-    for role, key in sorted(context.bot_data.help_lines, key=lambda line: line[0] is None):
-        if role is None or role in scope.roles:
+    # Role-specific lines first, then what everyone can do. A line is for a role, for whoever
+    # passes a test of their scope (a callable), or for everyone (None).
+    for who, key in sorted(context.bot_data.help_lines, key=lambda line: line[0] is None):
+        if who is None or (who(scope) if callable(who) else who in scope.roles):
             lines.append(tr(key, hours=context.config.bot.undo_hours))
     return "\n".join(lines)
 

@@ -88,7 +88,13 @@ COMMANDS = {
     "away": "weekly.commands.away",
     "schedule": "weekly.commands.schedule",
 }
-HELP = ((Role.SECRETARY, "weekly.help_secretary"), (Role.ADMIN, "weekly.help_admin"))
+def may_schedule(scope: Scope) -> bool:
+    """Tell whether the person may change the weekly schedule (it is global: admins of a root unit)."""
+    return any(unit.parent_id is None for unit in scope.units(Role.ADMIN))
+
+
+# Help lines: (role, or a test of the person's scope, or None for everyone; catalog key).
+HELP = ((Role.SECRETARY, "weekly.help_secretary"), (may_schedule, "weekly.help_admin"))
 
 SEND_RATE = 29  # messages per second and bot (Telegram allows about 30; one is left for replies)
 WORKERS = 4  # recipients in flight at once (claim, send, record)
@@ -875,7 +881,7 @@ async def schedule_command(update: Update, context: BotContext) -> None:
         person = await current_person(session, update)
         assert person is not None
         tr = translator(context, update, person)
-        if not any(unit.parent_id is None for unit in Scope(person).units(Role.ADMIN)):
+        if not may_schedule(Scope(person)):
             text = tr("weekly.admins_only")  # the schedule is global: admins of a root unit only
         elif not context.args:
             text = await schedule_text(session, tr, context)

@@ -79,3 +79,11 @@ async def test_commands_published_in_vietnamese_and_english(harness) -> None:
     names = [c["command"] for c in vi.params["commands"]]
     assert {"report", "progress", "undo", "cancel", "help", "start"} <= set(names)
     assert any("Báo cáo" in c["description"] for c in vi.params["commands"])
+
+
+async def test_help_offers_the_schedule_only_to_admins_of_the_whole_tree(harness) -> None:
+    await harness.register(3001, "PN", Role.ADMIN)  # the root of the test world
+    await harness.register(3002, "BT", Role.ADMIN)  # a commune's admin
+    assert "/schedule" in (await harness.say(3001, "/help"))[0]["text"]
+    text = (await harness.say(3002, "/help"))[0]["text"]
+    assert "/schedule" not in text and "/export" in text
