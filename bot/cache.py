@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from models.db import reading
 from models.revision import current_revision
 
 
@@ -44,7 +45,7 @@ class FreshCache:
         if now - self._checked_at < self.check_every:
             return
         self._checked_at = now
-        async with sessions() as session:
+        async with reading(sessions) as session:
             revision = await current_revision(session)
         if revision != self._revision:
             if self._revision is not None:

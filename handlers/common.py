@@ -11,6 +11,7 @@ from telegram import Update
 from bot.context import BotContext
 from bot.i18n import Translator, language_of
 from models.entities import Person
+from models.db import reading
 from models.people import person_by_telegram_id
 from models.progress import Progress
 
@@ -42,7 +43,7 @@ async def cached_person(context: BotContext, update: Update) -> Person | None:
     person: Person | None = cache.get(key)
     if person is None:
         generation = cache.generation
-        async with context.sessions() as session:
+        async with reading(context.sessions) as session:
             person = await person_by_telegram_id(session, user.id)
         if person is not None:
             cache.put(key, person, generation)

@@ -20,6 +20,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from bot.context import BotContext
 from bot.i18n import Translator
 from handlers.common import cached_person, esc, today, translator, unit_progress_line
+from models.db import reading
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
 from models.progress import Period, Progress, current_term, progress_of, progress_report, term_progress
@@ -243,7 +244,7 @@ async def cached_view(context: BotContext, tr: Translator, person: Person, unit_
     view: View | None = cache.get(key)
     if view is None:
         generation = cache.generation
-        async with context.sessions() as session:
+        async with reading(context.sessions) as session:
             unit = await unit_in_scope(session, person, unit_id)
             if unit is None:
                 return None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
+
+READ_ONLY = "read_only"  # execution option of a transaction that never writes
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -54,8 +57,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     # IMMEDIATE takes the write lock up front: concurrent transactions wait (busy_timeout) instead
-    # of failing when a read turns into a write after another connection committed.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # of failing when a read turns into a write after another connection committed. A transaction
+    # opened for reading only (see reading()) does not wait: in WAL mode it reads a snapshot even
+    # while a long import holds the write lock.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def _install_pragmas(engine: Engine) -> None:
@@ -95,6 +100,14 @@ def session_factory(engine: AsyncEngine, on_change: Callable[[], None] | None = 
     sync_maker: sessionmaker[Session] = sessionmaker()
     watch_changes(sync_maker, on_change, on_write)
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=sync_maker)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Open a session for reading only: on SQLite it takes no write lock, so it never waits for one."""
+    async with sessions() as session:
+        await session.connection(execution_options={READ_ONLY: True})
+        yield session
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

@@ -170,3 +170,26 @@ async def test_after_a_crash_every_update_up_to_the_highest_recorded_one_is_chec
     assert len(replies) == 2 and "Tiến độ" in replies[0]["text"]  # /progress and /help, no check-in
     async with bot.sessions() as session:
         assert list(await session.scalars(select(WeeklyCheckIn))) == []
+
+
+async def test_progress_answers_while_an_import_holds_sqlites_write_lock(harness) -> None:
+    import sqlite3
+
+    import pytest
+    from sqlalchemy.engine import make_url
+
+    bot = harness
+    url = make_url(bot.config.database.url)
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("SQLite's write lock only; PostgreSQL readers never wait for writers")
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    importer = sqlite3.connect(url.database, isolation_level=None)  # another process, mid-import
+    importer.execute("BEGIN IMMEDIATE")
+    try:
+        mark = bot.api.mark()
+        bot.api.push_text(2002, "/progress")
+        reply = await bot.api.until(lambda: bot.replies(2002, mark), timeout=3)  # busy_timeout is 10 s
+        assert "Kế hoạch năm 2026" in reply[0]["text"]
+    finally:
+        importer.execute("ROLLBACK")
+        importer.close()
