@@ -11,8 +11,9 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
 from bot.i18n import Translator
-from handlers.common import current_person, esc, today, translator
+from handlers.common import cached_person, esc, today, translator
 from handlers.progress import home_units, parse_button, parse_period_argument, resolve_period, unit_in_scope
+from models.db import reading
 from models.entities import Unit
 from models.people import Scope
 from models.progress import Period, monthly_admitted, progress_report
@@ -62,15 +63,14 @@ async def _send_chart(update: Update, context: BotContext, unit_id: int | None, 
     assert chat is not None
     day = today(context)
     payload: tuple[ChartData, ChartTexts] | None = None
-    async with context.transaction() as session:
-        person = await current_person(session, update)
-        assert person is not None
-        tr = translator(context, update, person)
-        if unit_id is None:
-            units = home_units(person)
-            unit = units[0] if units else None
-        else:
-            unit = await unit_in_scope(session, person, unit_id)
+    person = await cached_person(context, update)
+    assert person is not None  # the guard let only registered people through
+    tr = translator(context, update, person)
+    if unit_id is None:
+        units = home_units(person)
+        unit_id = units[0].id if units else None
+    async with reading(context.sessions) as session:
+        unit = await unit_in_scope(session, person, unit_id) if unit_id is not None else None
         shown = await resolve_period(session, unit, period, want_term, day) if unit is not None else None
         if unit is not None and shown is not None:
             payload = await chart_data(session, tr, unit, shown, day, Scope(person).may_oversee(unit))
@@ -92,8 +92,7 @@ async def chart_command(update: Update, context: BotContext) -> None:
     try:
         period, want_term = parse_period_argument(context.args or [], today(context).year)
     except ValueError:
-        async with context.transaction() as session:
-            tr = translator(context, update, await current_person(session, update))
+        tr = translator(context, update, await cached_person(context, update))
         await update.message.reply_text(tr("chart.bad_period"))
         return
     await _send_chart(update, context, None, period, want_term)

@@ -9,8 +9,9 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
-from handlers.common import current_person, esc, today, translator
+from handlers.common import cached_person, esc, today, translator
 from handlers.progress import parse_button, parse_period_argument, resolve_period
+from models.db import reading
 from models.entities import Person, Role, Unit
 from models.people import Scope
 from models.progress import Period
@@ -42,15 +43,14 @@ async def _send_export(update: Update, context: BotContext, unit_id: int | None,
     day = today(context)
     render = None
     refusal = "export.not_allowed"
-    async with context.transaction() as session:
-        person = await current_person(session, update)
-        assert person is not None
-        tr = translator(context, update, person)
-        if unit_id is None:
-            overseen = Scope(person).units(Role.COMMITTEE, Role.ADMIN)
-            unit = overseen[0] if overseen else None
-        else:
-            unit = await unit_by_id(session, unit_id)
+    person = await cached_person(context, update)
+    assert person is not None  # the guard let only registered people through
+    tr = translator(context, update, person)
+    if unit_id is None:
+        overseen = Scope(person).units(Role.COMMITTEE, Role.ADMIN)
+        unit_id = overseen[0].id if overseen else None
+    async with reading(context.sessions) as session:
+        unit = await unit_by_id(session, unit_id) if unit_id is not None else None
         if unit is not None and _may_export(person, unit):
             shown = await resolve_period(session, unit, period, want_term, day)
             if shown is None:
@@ -81,8 +81,7 @@ async def export_command(update: Update, context: BotContext) -> None:
     try:
         period, want_term = parse_period_argument(rest, today(context).year)
     except ValueError:
-        async with context.transaction() as session:
-            tr = translator(context, update, await current_person(session, update))
+        tr = translator(context, update, await cached_person(context, update))
         await update.message.reply_text(tr("export.bad_period"))
         return
     await _send_export(update, context, None, period, want_term, fmt)

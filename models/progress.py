@@ -195,7 +195,7 @@ def expected_by(target: int | None, period: Period, today: date) -> int | None:
     return int(share.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
-async def is_whole_tree(session: AsyncSession, unit: Unit) -> bool:
+async def _is_whole_tree(session: AsyncSession, unit: Unit) -> bool:
     """Tell whether `unit`'s subtree is every unit there is (the only root)."""
     if unit.parent_id is not None:
         return False
@@ -210,7 +210,7 @@ async def _in_scope(session: AsyncSession, unit: Unit, period: Period) -> list[C
     any smaller subtree reads its path range in the path-first index (every period of that
     subtree only), so the date conditions are kept away from the planner there.
     """
-    if await is_whole_tree(session, unit):
+    if await _is_whole_tree(session, unit):
         return [_counted_in(period)]
     admitted_on = unindexed(Admission.admitted_on)
     return [
@@ -356,11 +356,6 @@ def schedule_order(progress: Progress) -> tuple[int, Decimal, str]:
     if progress.target is None:
         return 2, Decimal(0), progress.unit.name
     return 1, -(progress.percent or Decimal(0)), progress.unit.name
-
-
-async def children_progress(session: AsyncSession, unit: Unit, period: Period, today: date) -> list[Progress]:
-    """Return each child unit's progress with breakdowns, behind-schedule first."""
-    return (await progress_report(session, unit, period, today)).children
 
 
 @dataclass(frozen=True)

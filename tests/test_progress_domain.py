@@ -12,7 +12,6 @@ from models.admissions import AdmissionDraft, imported_admission
 from models.entities import Sex, Target, UnitKind
 from models.progress import (
     Period,
-    children_progress,
     count_admitted,
     current_term,
     expected_by,
@@ -113,7 +112,7 @@ async def test_targets_children_order_and_current_term(sessions) -> None:
         p = await progress_of(session, d, Period.year(2026), today)
         assert (p.admitted, p.target, p.expected, p.gap, p.behind, p.remaining) == (6, 90, 45, -39, True, 84)
         assert p.percent == Decimal("6.7")
-        children = await children_progress(session, d, Period.year(2026), today)
+        children = (await progress_report(session, d, Period.year(2026), today)).children
         assert [c.unit.code for c in children] == ["C1", "C2"]  # neither behind: by share of target
         c1p, c2p = children
         assert c1p.behind is False and c1p.gap == 1 and c2p.percent is None
