@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bot import app as bot_app
-from bot.clock import FixedClock
+from core.clock import FixedClock
 from localapi.server import BotApiServer
 from models import Base
 from models.db import create_sync_engine_for
@@ -44,7 +44,7 @@ async def run(count: int) -> None:
     engine.dispose()
     server = BotApiServer().start()
     build = bot_app.build_application
-    harness.build_application = lambda config, clock=None: build(config, clock=clock, rate_limit=False)  # type: ignore[assignment]
+    harness.build_application = lambda config, clock=None: build(config, clock=clock, rate_limit=False)  # type: ignore[assignment]  # noqa: E501
     bot = harness.BotHarness(harness.make_config(url, server), server, FixedClock(harness.DEFAULT_NOW))
     try:
         await bot.start()

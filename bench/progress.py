@@ -19,14 +19,14 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 
-from bot.clock import FixedClock
-from bot.config import Config, DatabaseSettings, TelegramSettings
-from bot.i18n import Texts
+from core.clock import FixedClock
+from core.config import Config, DatabaseSettings, TelegramSettings
+from core.i18n import Texts
 from models.db import create_engine_for, session_factory
 from models.entities import Assignment, Person, Role, Unit
 from models.progress import Period
@@ -108,10 +108,10 @@ async def query_times(url: str, runs: int) -> dict[str, tuple[float, int]]:
     for scope, unit in units.items():
         async def view() -> None:
             async with sessions() as session:
-                await build_view(session, tr, admin, unit, Period.year(2026), False, DAY)
+                await build_view(session, tr, admin, unit, Period.year(2026), False, DAY, TZ)
         async def rate() -> None:
             async with sessions() as session:
-                await _reporting_rate_line(session, tr, unit, DAY)
+                await _reporting_rate_line(session, tr, unit, DAY, TZ)
         ms = await timed(view, runs)
         db_ms = await database_time(engine, view, runs)
         rate_ms = await timed(rate, max(3, runs // 3), 1)
@@ -203,8 +203,8 @@ async def throughput(url: str, count: int, rounds: int = 3) -> tuple[float, floa
     machine falls on both; the ratio is that of the medians."""
     from telegram.ext import ApplicationBuilder, MessageHandler, filters
 
-    from bot.app import build_application, post_init, post_shutdown
-    from bot.polling import Poller
+    from bot.app import build_application
+    from bot.lifecycle import running
     from localapi.server import BotApiServer
 
     server = BotApiServer().start()
@@ -233,10 +233,10 @@ async def throughput(url: str, count: int, rounds: int = 3) -> tuple[float, floa
     try:
         await echo_bot.initialize()
         await echo_bot.start()
-        await bot.initialize()
-        await post_init(bot)
-        await bot.start()
-        poller = Poller(bot, timeout=1)  # as `run` uses it
+        lifecycle = running(bot, poll=True, jobs=False, poll_timeout=1)  # as `run` uses it
+        poller = await lifecycle.__aenter__()
+        assert poller is not None
+        await poller.stop()  # the bots take turns: polling starts and stops per round
         for _ in range(rounds):
             await echo_bot.updater.start_polling(poll_interval=0.0, timeout=1)
             await _drive(server, users, "warm up", 20)
@@ -248,8 +248,8 @@ async def throughput(url: str, count: int, rounds: int = 3) -> tuple[float, floa
             progress_rates.append(await _drive(server, users, "/progress", count))
             await poller.stop()
             await _confirm_all(bot.bot)
-        bot.bot_data.cache.max_entries = 0  # for comparison: every view and person read again
-        bot.bot_data.cache.forget()
+        bot.services.cache.max_entries = 0  # for comparison: every view and person read again
+        bot.services.cache.forget()
         await poller.start()
         uncached = await _drive(server, users, "/progress", count // 3)
         await poller.stop()
@@ -257,9 +257,7 @@ async def throughput(url: str, count: int, rounds: int = 3) -> tuple[float, floa
     finally:
         await echo_bot.stop()
         await echo_bot.shutdown()
-        await bot.stop()
-        await bot.shutdown()
-        await post_shutdown(bot)
+        await lifecycle.__aexit__(None, None, None)
         server.stop()
     echo_rate, progress_rate = statistics.median(echo_rates), statistics.median(progress_rates)
     print(f"  throughput (median of {rounds} turns): echo {echo_rate:.0f} updates/s, /progress (district) "

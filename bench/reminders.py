@@ -5,7 +5,7 @@
 Makes a fresh SQLite database (Alembic migrations) with one province, committees of 100 cells and
 one secretary per cell (direct inserts), starts the local fake Bot API server answering 429
 (retry_after 1) beyond `--limit` sends per second, and performs one reminder run with
-handlers.reminders.run_weekly through the real Application (PTB's AIORateLimiter included).
+services.weekly.run_weekly through the real Application (PTB's AIORateLimiter included).
 Prints: messages/s (overall, and the slowest 10-second window), 429s received, duplicates and
 missing recipients (both must be 0), peak RSS of the process (the fake server runs in it too).
 """
@@ -27,9 +27,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from bot.app import build_application, post_shutdown
-from bot.clock import FixedClock
-from bot.config import Config, DatabaseSettings, TelegramSettings
+from bot.app import build_application
+from core.clock import FixedClock
+from core.config import Config, DatabaseSettings, TelegramSettings
 from localapi.server import BotApiServer, BotApiState
 from models.db import create_sync_engine_for, migrate
 from models.entities import Assignment, Person, Role, Target, Unit, UnitKind
@@ -87,7 +87,10 @@ def slowest_window(times: list[float], width: float = 10.0) -> float:
 
 async def bench(secretaries: int, limit: float, folder: Path) -> dict[str, object]:
     """Run the benchmark and return its figures."""
-    from handlers.reminders import SEND_RATE, run_weekly
+    from bot.lifecycle import running
+    from services.delivery import SEND_RATE
+    from services.telegram import TelegramOutbox
+    from services.weekly import run_weekly
 
     url = f"sqlite:///{folder / 'bench-reminders.db'}"
     started = time.perf_counter()
@@ -103,13 +106,11 @@ async def bench(secretaries: int, limit: float, folder: Path) -> dict[str, objec
             database=DatabaseSettings(url=url),
         )
         application = build_application(config, clock=FixedClock(NOW))
-        await application.initialize()
-        mark = state.mark()
-        t0 = time.perf_counter()
-        summary = await run_weekly(application, "reminder")
-        elapsed = time.perf_counter() - t0
-        await application.shutdown()
-        await post_shutdown(application)
+        async with running(application, poll=False, jobs=False):
+            mark = state.mark()
+            t0 = time.perf_counter()
+            summary = await run_weekly(application.services, TelegramOutbox(application.bot), "reminder")
+            elapsed = time.perf_counter() - t0
     finally:
         server.stop()
     calls = [c for c in state.calls[mark:] if c.method == "sendMessage"]

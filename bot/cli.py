@@ -1,7 +1,7 @@
 """The command line: `python -m bot [--config PATH] <command> ...`.
 
 This module only parses arguments, opens the engine and one transaction, calls the domain and
-prints. Texts come from bot/locales/<lang>/cli.toml. To add a command, write one
+prints. Texts come from core/locales/<lang>/cli.toml. To add a command, write one
 `cmd_<name>(cli, args) -> int` function (sync or async) and add one line to COMMANDS.
 
 Exit codes: 0 done, 1 bad input or nothing to do it with (nothing was changed), 2 configuration
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock
-from bot.config import Config, ConfigError, load_config
-from bot.i18n import Texts, format_number
+from core.clock import Clock
+from core.config import Config, ConfigError, load_config
+from core.i18n import Texts, format_number
 from models.importing import ImportCounts, ImportProblems, import_admissions, import_targets, import_units
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -282,11 +283,46 @@ def cmd_run(cli: Cli, args: argparse.Namespace) -> int:
         no_token(cli.config, cli.texts)
         for lang in ("vi", "en"):
             cli.err(cli.texts.get("sandbox.starting_instead", lang))
-        return run_sandbox(cli, cli.config.sandbox.port)
-    from bot.app import run_bot
+        return run_sandbox(cli, cli.config.sandbox.port if args.port is None else args.port)
+    from bot.app import build_application
+    from bot.lifecycle import AlreadyRunning, running
+    from core.logs import configure_logging
 
-    run_bot(cli.config)
+    configure_logging()
+
+    async def serve() -> None:
+        stop = _stop_on_signals()
+        async with running(build_application(cli.config), poll=True, jobs=True) as poller:
+            assert poller is not None
+            ended = asyncio.ensure_future(poller.wait())
+            await asyncio.wait({ended, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+            if ended.done() and ended.exception() is not None:
+                raise ended.exception()  # type: ignore[misc]
+
+    try:
+        asyncio.run(serve())
+    except AlreadyRunning:
+        raise CliError(_both(cli, "cli.already_running", url=cli.safe_url), 1) from None
     return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """Return an event set on SIGINT or SIGTERM (Ctrl+C, systemd stop)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or not supported
+            pass
+    return stop
+
+
+def _both(cli: Cli, key: str, **values: Any) -> str:
+    """Return a text in Vietnamese, then English (for messages an operator may read in either)."""
+    return "\n".join(cli.texts.get(key, lang, **values) for lang in ("vi", "en"))
 
 
 def run_sandbox(cli: Cli, port: int) -> int:
@@ -294,8 +330,8 @@ def run_sandbox(cli: Cli, port: int) -> int:
     import errno
     import logging
 
-    from bot.logs import configure_logging
-    from localapi.sandbox import Sandbox, SandboxError, serve
+    from core.logs import configure_logging
+    from bot.sandbox import Sandbox, SandboxError, serve
 
     where = cli.config.path or DEFAULT_CONFIG
 
@@ -340,25 +376,30 @@ async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:
     """Perform one weekly run now (reminder or digest), duplicate-protected by the sent-log."""
     if not cli.config.has_token:
         return no_token(cli.config, cli.texts)
-    from bot.app import build_application, post_shutdown
-    from handlers.reminders import run_weekly
+    from bot.app import build_application
+    from bot.lifecycle import running
+    from services.telegram import TelegramOutbox
+    from services.weekly import run_weekly
 
     async def ready(session: AsyncSession) -> None:
         return None
 
     await in_transaction(cli, ready)  # a clear message when the database is missing or outdated
     application = build_application(cli.config, clock=cli.clock)
-    await application.initialize()
-    try:
-        summary = await run_weekly(application, args.kind, args.as_of)
-    finally:
-        await application.shutdown()
-        await post_shutdown(application)
+    async with running(application, poll=False, jobs=False):
+        summary = await run_weekly(application.services, TelegramOutbox(application.bot), args.kind, args.as_of,
+                                   resend_uncertain=args.resend_uncertain)
     kind = cli.texts.get(f"weekly.kind_{args.kind}", cli.lang)
     shown = {k: format_number(v, cli.lang) for k, v in vars(summary).items() if isinstance(v, int)}
     shown.pop("away", None)
     cli.out(cli.texts.get("weekly.cli_done", cli.lang, kind=kind, week=summary.week_start.strftime("%d/%m/%Y"),
                           **shown))
+    if summary.nobody_reason:
+        cli.out(cli.texts.get(f"weekly.nobody_{summary.nobody_reason}", cli.lang))
+    if summary.uncertain_names:
+        cli.out(cli.texts.get("weekly.cli_uncertain", cli.lang, count=format_number(summary.uncertain, cli.lang)))
+        for name in summary.uncertain_names:
+            cli.out(f"  - {name}")
     return 0 if summary.failed == 0 else 1
 
 
@@ -373,6 +414,8 @@ def _remind_now_options(parser: argparse.ArgumentParser, t: Callable[[str], str]
 
     parser.add_argument("--kind", choices=("reminder", "digest"), default="reminder", help=t("arg.kind"))
     parser.add_argument("--as-of", dest="as_of", type=day, default=None, metavar="YYYY-MM-DD", help=t("arg.as_of"))
+    parser.add_argument("--resend-uncertain", dest="resend_uncertain", action="store_true",
+                        help=t("arg.resend_uncertain"))
 
 
 # The table of commands ------------------------------------------------------------------------
@@ -400,7 +443,7 @@ COMMANDS: dict[str, Command] = {
     "import-admissions": Command(cmd_import_admissions, ("file",)),
     "invite": Command(cmd_invite, ("unit_code", "role")),
     "export": Command(cmd_export, setup=_export_options),
-    "run": Command(cmd_run),
+    "run": Command(cmd_run, setup=lambda parser, t: _sandbox_options(parser, t)),
     "remind-now": Command(cmd_remind_now, setup=_remind_now_options),
     "sandbox": Command(cmd_sandbox, setup=_sandbox_options),
 }
@@ -454,6 +497,9 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
         print(texts.get("cli.config_error", lang, path=path, message=error), file=sys.stderr)
         return 2
     cli = Cli(config=config, config_path=args.config, texts=texts, lang=lang, clock=clock or Clock())
+    from telegram.error import InvalidToken, NetworkError
+
+    os.umask(0o077)  # what this process creates (the database, its folder, keys) is the operator's alone
     try:
         result = args.command_spec.run(cli, args)
         if inspect.isawaitable(result):
@@ -462,6 +508,13 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
     except CliError as exc:
         cli.err(exc.message)
         return exc.code
+    except InvalidToken:  # never printed: the exception's text holds the token
+        cli.err(_both(cli, "cli.token_rejected", config=cli.config_path))
+        return 1
+    except NetworkError as exc:  # Telegram (or the configured Bot API server) cannot be reached at start
+        cli.err(_both(cli, "cli.telegram_unreachable", url=cli.config.telegram.base_url.rstrip("/"),
+                      error=type(exc.__cause__ or exc).__name__))
+        return 1
 
 
 async def _finish(result: Awaitable[int]) -> int:

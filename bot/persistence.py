@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
 
+from models.db import Database
 from models.entities import StoredState
 
 ConversationKey = tuple[int | str, ...]
@@ -26,18 +26,18 @@ CONVERSATION = "conversation"
 class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, Any]]):
     """Store user_data and conversation states in the `stored_state` table."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], update_interval: float = 60):
+    def __init__(self, db: Database, update_interval: float = 60):
         super().__init__(
             store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=True, callback_data=False),
             update_interval=update_interval,
         )
-        self.sessions = sessions
+        self.db = db
         # What the database holds, as written: unchanged data is not written again (most updates
         # change nothing, and the application flushes after every update).
         self._stored: dict[tuple[str, str], str] = {}
 
     async def _load(self, kind: str) -> dict[str, Any]:
-        async with self.sessions() as session:
+        async with self.db.reading() as session:
             rows = list(await session.scalars(select(StoredState).where(StoredState.kind == kind)))
         self._stored.update({(kind, row.key): row.data for row in rows})
         return {row.key: json.loads(row.data) for row in rows}
@@ -46,14 +46,14 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         data = json.dumps(value, ensure_ascii=False, sort_keys=True)
         if self._stored.get((kind, key)) == data:
             return
-        async with self.sessions.begin() as session:
+        async with self.db.writing() as session:
             await session.merge(StoredState(kind=kind, key=key, data=data))
         self._stored[(kind, key)] = data
 
     async def _drop(self, kind: str, key: str) -> None:
         if (kind, key) not in self._stored:
             return  # loaded at start and never written since: nothing to delete
-        async with self.sessions.begin() as session:
+        async with self.db.writing() as session:
             await session.execute(delete(StoredState).where(StoredState.kind == kind, StoredState.key == key))
         self._stored.pop((kind, key), None)
 

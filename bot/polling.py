@@ -18,6 +18,8 @@ from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
+from services.telegram import retry_seconds
+
 logger = logging.getLogger(__name__)
 
 # Only what the bot handles: an edited message is not a new answer, so it is never asked for.
@@ -78,7 +80,7 @@ class Poller:
                 logger.error("Telegram rejected the bot token; stopping")
                 raise
             except RetryAfter as error:
-                await asyncio.sleep(_seconds(error.retry_after))
+                await asyncio.sleep(retry_seconds(error))
                 continue
             except (NetworkError, TelegramError) as error:
                 logger.warning("getUpdates failed (%s); retrying in %.0f s", type(error).__name__, backoff)
@@ -124,9 +126,3 @@ async def _record(application: Application[Any, Any, Any, Any, Any, Any]) -> Non
     record = getattr(application, "record_processed", None)  # bot.app.AdmissionsApplication
     if record is not None:
         await record()
-
-
-def _seconds(value: object) -> float:
-    """Return a RetryAfter delay in seconds (an int or a timedelta, depending on PTB's setting)."""
-    total = getattr(value, "total_seconds", None)
-    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]

@@ -9,19 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from bot.context import BotContext
-from bot.i18n import Translator
-from handlers.common import cached_person, esc, today, translator
-from handlers.progress import home_units, parse_button, parse_period_argument, resolve_period, unit_in_scope
-from models.db import reading
+from handlers.context import BotContext, Feature
+from core.i18n import Translator
+from handlers.common import answer, cached_person, esc, today, translator
+from handlers.progress import button_pattern, home_units, parse_button, parse_period_argument, resolve_period, unit_in_scope
 from models.entities import Unit
 from models.people import Scope
 from models.progress import Period, monthly_admitted, progress_report
 from reports.charts import ChartData, ChartTexts, render_progress_chart
 
-COMMANDS = {"chart": "chart.commands.chart"}
-HELP = ((None, "chart.help"),)
-CHART_PATTERN = r"^prog:chart:\d{1,18}:\d{4}(?:-\d{4})?$"
 
 
 async def chart_data(session: AsyncSession, tr: Translator, unit: Unit, period: Period, day: date,
@@ -69,16 +65,16 @@ async def _send_chart(update: Update, context: BotContext, unit_id: int | None, 
     if unit_id is None:
         units = home_units(person)
         unit_id = units[0].id if units else None
-    async with reading(context.sessions) as session:
+    async with context.services.db.reading() as session:
         unit = await unit_in_scope(session, person, unit_id) if unit_id is not None else None
         shown = await resolve_period(session, unit, period, want_term, day) if unit is not None else None
         if unit is not None and shown is not None:
             payload = await chart_data(session, tr, unit, shown, day, Scope(person).may_oversee(unit))
     if update.callback_query is not None:
         if payload is None:
-            await update.callback_query.answer(tr("progress.out_of_scope"), show_alert=True)
+            await answer(update.callback_query, tr("progress.out_of_scope"), alert=True)
             return
-        await update.callback_query.answer(tr("chart.preparing"))
+        await answer(update.callback_query, tr("chart.preparing"))
     if payload is None:
         await context.bot.send_message(chat.id, tr("progress.no_term" if unit is not None else "progress.not_registered_scope"))
         return
@@ -101,13 +97,16 @@ async def chart_command(update: Update, context: BotContext) -> None:
 async def chart_button(update: Update, context: BotContext) -> None:
     """Send the chart of the unit on the tapped progress message."""
     assert update.callback_query is not None
-    parsed = parse_button(update.callback_query.data or "")
-    if parsed is None:
-        await update.callback_query.answer()
+    button = parse_button(update.callback_query.data)
+    if button is None:
+        await answer(update.callback_query)
         return
-    await _send_chart(update, context, parsed[0], parsed[1], False)
+    await _send_chart(update, context, button.unit_id, button.period, False)
 
 
 def build_handlers() -> list[BaseHandler]:
     """Return this feature's handlers."""
-    return [CommandHandler("chart", chart_command), CallbackQueryHandler(chart_button, pattern=CHART_PATTERN)]
+    return [CommandHandler("chart", chart_command), CallbackQueryHandler(chart_button, pattern=button_pattern("chart"))]
+
+
+FEATURE = Feature(handlers=build_handlers, commands={"chart": "chart.commands.chart"}, help=((None, "chart.help"),))

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import html
 from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
 
-from bot.context import BotContext
-from bot.i18n import Translator, language_of
+from core.i18n import Translator, language_of
+from core.text import esc, split_message
+from handlers.context import BotContext
 from models.entities import Person
-from models.db import reading
 from models.people import person_by_telegram_id
 from models.progress import Progress
 
-
-def esc(text: object) -> str:
-    """Escape a value for Telegram HTML."""
-    return html.escape(str(text), quote=False)
+__all__ = ["answer", "cached_person", "current_person", "esc", "reply", "today", "translator", "unit_progress_line"]
 
 
 async def current_person(session: AsyncSession, update: Update) -> Person | None:
-    """Return the registered person who sent this update, or None."""
+    """Return the registered person who sent this update (to change them in this session), or None."""
     user = update.effective_user
     if user is None:
         return None
@@ -37,13 +34,14 @@ async def cached_person(context: BotContext, update: Update) -> Person | None:
     user = update.effective_user
     if user is None:
         return None
-    cache = context.bot_data.cache
-    await cache.refresh(context.sessions)
+    services = context.services
+    cache = services.cache
+    await cache.refresh(services.db)
     key = ("person", user.id)
     person: Person | None = cache.get(key)
     if person is None:
         generation = cache.generation
-        async with reading(context.sessions) as session:
+        async with services.db.reading() as session:
             person = await person_by_telegram_id(session, user.id)
         if person is not None:
             cache.put(key, person, generation)
@@ -51,17 +49,46 @@ async def cached_person(context: BotContext, update: Update) -> Person | None:
 
 
 def translator(context: BotContext, update: Update | None, person: Person | None = None) -> Translator:
-    """Return texts in the person's language, else their Telegram language, else the default."""
-    default = context.config.bot.language
+    """Return texts in the person's language: a registered person's stored one, else Telegram's, else the default."""
     if person is not None:
-        return context.texts.for_language(language_of(person.language, default))
-    user = update.effective_user if update is not None else None
-    return context.texts.for_language(language_of(user.language_code if user else None, default))
+        language = person.language
+    elif context.language is not None:
+        language = context.language
+    else:
+        user = update.effective_user if update is not None else None
+        language = user.language_code if user else None
+    return context.services.texts.for_language(language_of(language, context.services.config.bot.language))
 
 
 def today(context: BotContext) -> date:
     """Return today's date in the configured timezone."""
-    return context.clock.today(context.config.bot.tz)
+    return context.services.today()
+
+
+async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
+    """Answer a button press AFTER its work is done; a failed answer never undoes or skips that work.
+
+    Telegram refuses an answer to a query that is too old (e.g. re-delivered after a restart) or
+    already answered: the person then learns the outcome from the message the handler sends.
+    """
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest:
+        pass
+
+
+async def reply(update: Update, context: BotContext, text: str,
+                markup: InlineKeyboardMarkup | None = None) -> Message:
+    """Send `text` to the update's chat as new message(s): a text that grew past Telegram's limit is
+    split between lines, the buttons go with the last part. Return the last message."""
+    chat = update.effective_chat
+    assert chat is not None
+    parts = split_message(text)
+    sent: Message | None = None
+    for i, part in enumerate(parts):
+        sent = await context.bot.send_message(chat.id, part, reply_markup=markup if i == len(parts) - 1 else None)
+    assert sent is not None
+    return sent
 
 
 def unit_progress_line(tr: Translator, progress: Progress) -> str:

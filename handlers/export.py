@@ -8,19 +8,15 @@ import re
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from bot.context import BotContext
-from handlers.common import cached_person, esc, today, translator
-from handlers.progress import parse_button, parse_period_argument, resolve_period
-from models.db import reading
-from models.entities import Person, Role, Unit
+from handlers.context import BotContext, Feature
+from handlers.common import answer, cached_person, esc, today, translator
+from handlers.progress import button_pattern, parse_button, parse_period_argument, resolve_period
+from models.entities import Role, Unit
 from models.people import Scope
 from models.progress import Period
 from models.units import unit_by_id
 from reports.exports import export_bytes
 
-COMMANDS = {"export": "export.commands.export"}
-HELP = ((Role.COMMITTEE, "export.help"), (Role.ADMIN, "export.help"))
-EXPORT_PATTERN = r"^prog:(xlsx|csv):\d{1,18}:\d{4}(?:-\d{4})?$"
 FORMAT_WORDS = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx"}
 
 
@@ -28,11 +24,6 @@ def export_filename(unit: Unit, period: Period, extension: str) -> str:
     """Return e.g. `tien-do-PN-2026.xlsx` (the code made safe for a file name)."""
     code = re.sub(r"[^A-Za-z0-9_.-]+", "-", unit.code).strip("-") or str(unit.id)
     return f"tien-do-{code}-{period.label()}.{extension}"
-
-
-def _may_export(person: Person, unit: Unit) -> bool:
-    scope = Scope(person)
-    return scope.may_oversee(unit) and bool(scope.units(Role.COMMITTEE, Role.ADMIN))
 
 
 async def _send_export(update: Update, context: BotContext, unit_id: int | None, period: Period | None,
@@ -49,9 +40,9 @@ async def _send_export(update: Update, context: BotContext, unit_id: int | None,
     if unit_id is None:
         overseen = Scope(person).units(Role.COMMITTEE, Role.ADMIN)
         unit_id = overseen[0].id if overseen else None
-    async with reading(context.sessions) as session:
+    async with context.services.db.reading() as session:
         unit = await unit_by_id(session, unit_id) if unit_id is not None else None
-        if unit is not None and _may_export(person, unit):
+        if unit is not None and Scope(person).may_export(unit):
             shown = await resolve_period(session, unit, period, want_term, day)
             if shown is None:
                 refusal = "progress.no_term"
@@ -62,9 +53,9 @@ async def _send_export(update: Update, context: BotContext, unit_id: int | None,
                              code=esc(unit.code), period=shown.label(), date=tr.date(day))
     if update.callback_query is not None:
         if render is None:
-            await update.callback_query.answer(tr("progress.out_of_scope"), show_alert=True)
+            await answer(update.callback_query, tr("progress.out_of_scope"), alert=True)
             return
-        await update.callback_query.answer(tr("export.preparing"))
+        await answer(update.callback_query, tr("export.preparing"))
     if render is None:
         await context.bot.send_message(chat.id, tr(refusal))
         return
@@ -91,13 +82,16 @@ async def export_button(update: Update, context: BotContext) -> None:
     """Send the export of the unit on the tapped progress message."""
     query = update.callback_query
     assert query is not None
-    parsed = parse_button(query.data or "")
-    if parsed is None:
-        await query.answer()
+    button = parse_button(query.data)
+    if button is None:
+        await answer(query)
         return
-    await _send_export(update, context, parsed[0], parsed[1], False, (query.data or "").split(":")[1])
+    await _send_export(update, context, button.unit_id, button.period, False, button.action)
 
 
 def build_handlers() -> list[BaseHandler]:
     """Return this feature's handlers."""
-    return [CommandHandler("export", export_command), CallbackQueryHandler(export_button, pattern=EXPORT_PATTERN)]
+    return [CommandHandler("export", export_command), CallbackQueryHandler(export_button, pattern=button_pattern("xlsx", "csv"))]
+
+
+FEATURE = Feature(handlers=build_handlers, commands={"export": "export.commands.export"}, help=((Role.COMMITTEE, "export.help"), (Role.ADMIN, "export.help")))

@@ -9,6 +9,7 @@ keep working after a restart; every tap re-checks the person's scope before show
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta, tzinfo
 
@@ -17,20 +18,17 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from bot.context import BotContext
-from bot.i18n import Translator
-from handlers.common import cached_person, esc, today, translator, unit_progress_line
-from models.db import reading
+from handlers.context import BotContext, Feature
+from core.i18n import Translator
+from handlers.common import answer, cached_person, esc, today, translator, unit_progress_line
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
 from models.progress import Period, Progress, current_term, progress_of, progress_report, term_progress
-from models.reminders import DEFAULT_TZ, reporting_rate, week_start
+from models.calendar import week_start
+from models.reminders import reporting_rate
 from models.units import unit_by_id
 
-COMMANDS = {"progress": "progress.commands.progress"}
-HELP = ((None, "progress.help"),)
 TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")  # catalog: words the user types
-VIEW_PATTERN = r"^prog:u:(\d{1,18}):(\d{4}(?:-\d{4})?)(?::(\d{1,4}))?$"
 # Child units per page, as lines and as buttons (behind schedule first): a district's 80 committees
 # would otherwise make a keyboard of 40 rows, heavy to load on a weak signal and to scroll on a phone.
 CHILDREN_PER_PAGE = 10
@@ -46,6 +44,16 @@ def parse_period_argument(args: list[str], year: int) -> tuple[Period | None, bo
     return Period.parse(word), False
 
 
+# The one format of every progress button (chart.py and export.py answer theirs):
+#   prog:<action>:<unit id>:<period>[:<page>]   action u (show), chart, xlsx or csv; ≤ 64 bytes
+_BUTTON = re.compile(r"^prog:(u|chart|xlsx|csv):(\d{1,18}):(\d{4}(?:-\d{4})?)(?::(\d{1,4}))?$")
+
+
+def button_pattern(*actions: str) -> str:
+    """Return the anchored callback pattern of progress buttons with these actions."""
+    return rf"^prog:({'|'.join(actions)}):\d{{1,18}}:\d{{4}}(?:-\d{{4}})?(?::\d{{1,4}})?$"
+
+
 def button_data(action: str, unit: Unit, period: Period, page: int = 0) -> str:
     """Return the callback data of a progress button, e.g. `prog:u:123:2026` or `prog:u:123:2026:2` (≤ 64 bytes)."""
     data = f"prog:{action}:{unit.id}:{period.label()}" + (f":{page}" if page else "")
@@ -53,21 +61,26 @@ def button_data(action: str, unit: Unit, period: Period, page: int = 0) -> str:
     return data
 
 
-def parse_button(data: str) -> tuple[int, Period] | None:
-    """Return (unit id, period) from `prog:<action>:<id>:<period>[:<page>]`, or None when malformed."""
-    parts = (data or "").split(":")
-    if len(parts) not in (4, 5) or not parts[2].isdigit() or len(parts[2]) > 18:
+@dataclass(frozen=True)
+class ProgressButton:
+    """What a progress button asks for."""
+
+    action: str
+    unit_id: int
+    period: Period
+    page: int = 0
+
+
+def parse_button(data: str | None) -> ProgressButton | None:
+    """Return what a progress button asks for, or None when its data is malformed or forged."""
+    match = _BUTTON.match(data or "")
+    if match is None:
         return None
     try:
-        return int(parts[2]), Period.parse(parts[3])
+        period = Period.parse(match.group(3))
     except ValueError:
         return None
-
-
-def page_of(data: str) -> int:
-    """Return the page of a drill-down button (0 for buttons without one, as before paging)."""
-    parts = (data or "").split(":")
-    return int(parts[4]) if len(parts) == 5 and parts[4].isdigit() else 0
+    return ProgressButton(match.group(1), int(match.group(2)), period, int(match.group(4) or 0))
 
 
 async def resolve_period(session: AsyncSession, unit: Unit, period: Period | None, want_term: bool,
@@ -150,7 +163,7 @@ def _child_button(tr: Translator, progress: Progress) -> InlineKeyboardButton:
 
 
 async def _reporting_rate_line(session: AsyncSession, tr: Translator, unit: Unit, day: date,
-                               tz: tzinfo = DEFAULT_TZ) -> str | None:
+                               tz: tzinfo) -> str | None:
     """Return last week's reporting rate (cells that reported / cells), weeks counted in `tz`."""
     reported, cells = await reporting_rate(session, unit, week_start(day - timedelta(days=7)), tz=tz)
     if not cells:
@@ -168,7 +181,7 @@ class View:
 
 
 async def build_view(session: AsyncSession, tr: Translator, person: Person, unit: Unit, period: Period | None,
-                     want_term: bool, day: date, tz: tzinfo = DEFAULT_TZ, page: int = 0) -> View:
+                     want_term: bool, day: date, tz: tzinfo, page: int = 0) -> View:
     """Return the progress message of `unit` as the person may see it (drill-down only within scope)."""
     scope = Scope(person)
     overseer = scope.may_oversee(unit)
@@ -220,7 +233,7 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
         if paging:
             buttons.append(paging)
     tools = [InlineKeyboardButton(tr("progress.button_chart"), callback_data=button_data("chart", unit, shown))]
-    if overseer and scope.units(Role.COMMITTEE, Role.ADMIN):
+    if scope.may_export(unit):
         tools.append(InlineKeyboardButton(tr("progress.button_xlsx"), callback_data=button_data("xlsx", unit, shown)))
         tools.append(InlineKeyboardButton(tr("progress.button_csv"), callback_data=button_data("csv", unit, shown)))
     buttons.append(tools)
@@ -239,16 +252,16 @@ def home_units(person: Person) -> list[Unit]:
 async def cached_view(context: BotContext, tr: Translator, person: Person, unit_id: int, period: Period | None,
                       want_term: bool, day: date, page: int = 0) -> View | None:
     """Return the view of a unit in the person's scope (None outside it), built again only after the data changed."""
-    cache = context.bot_data.cache
+    cache = context.services.cache
     key = ("progress", person.id, unit_id, period.label() if period else None, want_term, page, day, tr.lang)
     view: View | None = cache.get(key)
     if view is None:
         generation = cache.generation
-        async with reading(context.sessions) as session:
+        async with context.services.db.reading() as session:
             unit = await unit_in_scope(session, person, unit_id)
             if unit is None:
                 return None
-            view = await build_view(session, tr, person, unit, period, want_term, day, context.config.bot.tz, page)
+            view = await build_view(session, tr, person, unit, period, want_term, day, context.services.config.bot.tz, page)
         cache.put(key, view, generation)
     return view
 
@@ -284,21 +297,24 @@ async def drill_down(update: Update, context: BotContext) -> None:
     person = await cached_person(context, update)
     assert person is not None  # the guard let only registered people through
     tr = translator(context, update, person)
-    parsed = parse_button(query.data or "")
+    button = parse_button(query.data)
     view = None
-    if parsed is not None:
-        view = await cached_view(context, tr, person, parsed[0], parsed[1], False, day, page_of(query.data or ""))
+    if button is not None:
+        view = await cached_view(context, tr, person, button.unit_id, button.period, False, day, button.page)
     if view is None:
-        await query.answer(tr("progress.out_of_scope"), show_alert=True)
+        await answer(query, tr("progress.out_of_scope"), alert=True)
         return
-    await query.answer()
     try:
         await query.edit_message_text(view.text, reply_markup=view.markup)
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             raise
+    await answer(query)
 
 
 def build_handlers() -> list[BaseHandler]:
     """Return this feature's handlers."""
-    return [CommandHandler("progress", show_progress), CallbackQueryHandler(drill_down, pattern=VIEW_PATTERN)]
+    return [CommandHandler("progress", show_progress), CallbackQueryHandler(drill_down, pattern=button_pattern("u"))]
+
+
+FEATURE = Feature(handlers=build_handlers, commands={"progress": "progress.commands.progress"}, help=((None, "progress.help"),))

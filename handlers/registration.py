@@ -6,8 +6,8 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, TypeHandler
 
-from bot.context import BotContext
-from handlers.common import cached_person, current_person, esc, translator
+from handlers.context import BotContext, Feature
+from handlers.common import answer, cached_person, current_person, esc, reply, translator
 from models.entities import Person, Role
 from models.people import InviteRejected, Scope, reactivate, redeem_invite
 
@@ -15,10 +15,6 @@ WELCOME = {Role.SECRETARY: "registration.welcome_secretary", Role.COMMITTEE: "re
            Role.ADMIN: "registration.welcome_admin"}
 ROLE_NAME = {Role.SECRETARY: "registration.role_secretary", Role.COMMITTEE: "registration.role_committee",
              Role.ADMIN: "registration.role_admin"}
-# Menu commands of this feature (name -> catalog key of the description); see bot.app.menu_commands.
-COMMANDS = {"start": "registration.commands.start", "help": "registration.commands.help"}
-# Help lines of this feature: (role, a test of the person's Scope, or None for everyone; catalog key).
-HELP = ((None, "registration.help_common"),)
 
 
 def _is_start(update: Update) -> bool:
@@ -46,14 +42,15 @@ async def guard(update: Update, context: BotContext) -> None:
         return
     person = await cached_person(context, update)
     if person is not None:
+        context.language = person.language  # every handler of this update speaks it (handlers.common.translator)
         if not person.active:  # they wrote again, so they unblocked the bot
-            async with context.transaction() as session:
+            async with context.services.db.writing() as session:
                 await reactivate(session, person.id)
         return
     tr = translator(context, update)
-    if update.callback_query is not None:
-        await update.callback_query.answer()
     await context.bot.send_message(chat.id, tr("registration.unregistered"))
+    if update.callback_query is not None:
+        await answer(update.callback_query)
     raise ApplicationHandlerStop
 
 
@@ -62,13 +59,13 @@ async def start(update: Update, context: BotContext) -> None:
     user = update.effective_user
     assert user is not None and update.message is not None
     code = context.args[0] if context.args else ""
-    async with context.transaction() as session:
+    async with context.services.db.writing() as session:
         person = await current_person(session, update)
         if not code:
             text = help_text(context, person) if person else translator(context, update)("registration.unregistered")
         else:
             text = await _register(context, update, session, code, person)
-    await update.message.reply_text(text)
+    await reply(update, context, text)
 
 
 async def _register(context: BotContext, update: Update, session, code: str, person: Person | None) -> str:  # type: ignore[no-untyped-def]
@@ -77,7 +74,7 @@ async def _register(context: BotContext, update: Update, session, code: str, per
     try:
         async with session.begin_nested():
             person, assignment = await redeem_invite(
-                session, code, user.id, user.full_name, translator(context, update).lang, context.clock.now()
+                session, code, user.id, user.full_name, translator(context, update).lang, context.services.clock.now()
             )
     except InviteRejected as rejected:
         tr = translator(context, update, person)
@@ -85,7 +82,7 @@ async def _register(context: BotContext, update: Update, session, code: str, per
         return text if person else text + "\n\n" + tr("registration.unregistered")
     tr = translator(context, update, person)
     return tr(WELCOME[assignment.role], name=esc(user.first_name), unit=esc(assignment.unit.name),
-              hours=context.config.bot.undo_hours)
+              hours=context.services.config.bot.undo_hours)
 
 
 def help_text(context: BotContext, person: Person) -> str:
@@ -98,9 +95,9 @@ def help_text(context: BotContext, person: Person) -> str:
     lines.append("")
     # Role-specific lines first, then what everyone can do. A line is for a role, for whoever
     # passes a test of their scope (a callable), or for everyone (None).
-    for who, key in sorted(context.bot_data.help_lines, key=lambda line: line[0] is None):
+    for who, key in sorted(context.help_lines, key=lambda line: line[0] is None):
         if who is None or (who(scope) if callable(who) else who in scope.roles):
-            lines.append(tr(key, hours=context.config.bot.undo_hours))
+            lines.append(tr(key, hours=context.services.config.bot.undo_hours))
     return "\n".join(lines)
 
 
@@ -109,7 +106,7 @@ async def show_help(update: Update, context: BotContext) -> None:
     assert update.message is not None
     person = await cached_person(context, update)
     assert person is not None  # the guard let only registered people through
-    await update.message.reply_text(help_text(context, person))
+    await reply(update, context, help_text(context, person))
 
 
 def build_guard() -> BaseHandler:
@@ -120,3 +117,8 @@ def build_guard() -> BaseHandler:
 def build_handlers() -> list[BaseHandler]:
     """Return this feature's handlers."""
     return [CommandHandler("start", start), CommandHandler("help", show_help)]
+
+
+FEATURE = Feature(handlers=build_handlers,
+                  commands={"start": "registration.commands.start", "help": "registration.commands.help"},
+                  help=((None, "registration.help_common"),))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
     Application,
     BaseHandler,
@@ -23,17 +23,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import BotContext
-from bot.i18n import Translator
-from handlers.common import current_person, esc, today, translator, unit_progress_line
-from models.admissions import AdmissionDraft, NotAllowed, likely_duplicates, record_admission
-from models.entities import Role, Sex, Unit
+from handlers.context import BotContext, Feature
+from services.telegram import services_of
+from handlers.report_card import (
+    BIRTH_YEAR, CELL, CONFIRM, DATE, DECISION, DRAFT, DRAFT_LIFETIME, EDIT, END, ETHNICITY, ETHNICITY_BUTTONS,
+    ETHNICITY_OTHER, EXAMPLE, FIELDS, MAX_TEXT, NAME, SEX, STATE_OF, YOUTH, card, cell_choice, checked_age,
+    draft_value, parse_one_line, question,
+)
+from handlers.common import answer, current_person, esc, reply, today, translator, unit_progress_line
+from models.admissions import NotAllowed, record_admission, saved_report
+from models.entities import Role, Sex
 from models.people import Scope
 from models.progress import Period, progress_of
 from models.units import unit_by_id
 from models.values import (
-    COMMON_ETHNICITIES,
-    check_age_at_decision,
     clean_name,
     parse_birth_year,
     parse_date,
@@ -45,62 +48,9 @@ from models.values import (
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = {"report": "report.commands.report", "cancel": "report.commands.cancel"}
-HELP = ((Role.SECRETARY, "report.help"),)
-
-CELL, NAME, BIRTH_YEAR, SEX, ETHNICITY, ETHNICITY_OTHER, DATE, DECISION, YOUTH, CONFIRM, EDIT = range(11)
-END = ConversationHandler.END
-DRAFT = "report"
-MAX_TEXT = 200  # anything longer is not an answer to any step
-DRAFT_LIFETIME = timedelta(days=2)  # an unfinished report (names, birth years) is then forgotten
-ETHNICITY_BUTTONS = COMMON_ETHNICITIES[:6]
-# Order of the questions, and which state asks for which field.
-FIELDS = ("name", "birth_year", "sex", "ethnicity", "date", "decision", "youth")
-STATE_OF = {"name": NAME, "birth_year": BIRTH_YEAR, "sex": SEX, "ethnicity": ETHNICITY, "date": DATE,
-            "decision": DECISION, "youth": YOUTH}
-FIELD_OF = {state: field for field, state in STATE_OF.items()}
-FIELD_OF[ETHNICITY_OTHER] = "ethnicity"
-EXAMPLE = {"name": "name", "birth_year": "birth_year", "date": "date", "ethnicity": "ethnicity",
-           "decision": "decision"}
-
 
 def _draft(context: BotContext) -> dict[str, Any]:
     return context.user_data.setdefault(DRAFT, {})  # type: ignore[union-attr]
-
-
-def _keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows])
-
-
-def _question(tr: Translator, state: int, draft: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup | None]:
-    """Return the prompt and buttons that ask for the answer of `state`."""
-    if state == NAME:
-        return tr("report.ask_name", cell=esc(draft.get("cell_name", ""))), None
-    if state == BIRTH_YEAR:
-        return tr("report.ask_birth_year", name=esc(draft.get("full_name", ""))), None
-    if state == SEX:
-        return tr("report.ask_sex"), _keyboard(
-            [[(tr("report.button_male"), "report:sex:male"), (tr("report.button_female"), "report:sex:female")]]
-        )
-    if state == ETHNICITY:
-        names = [(name, f"report:eth:{i}") for i, name in enumerate(ETHNICITY_BUTTONS)]
-        rows = [names[i : i + 3] for i in range(0, len(names), 3)]
-        return tr("report.ask_ethnicity"), _keyboard(rows + [[(tr("report.button_other"), "report:eth:other")]])
-    if state == ETHNICITY_OTHER:
-        return tr("report.ask_ethnicity_other"), None
-    if state == DATE:
-        return tr("report.ask_date"), _keyboard([[(tr("report.button_today"), "report:date:today")]])
-    if state == DECISION:
-        return tr("report.ask_decision"), _keyboard([[(tr("report.button_skip"), "report:skip")]])
-    if state == YOUTH:
-        return tr("report.ask_youth"), _keyboard(
-            [[(tr("common.yes"), "report:youth:yes"), (tr("common.no"), "report:youth:no")]]
-        )
-    if state == EDIT:
-        labels = [(tr(f"report.field_{field}"), f"report:field:{field}") for field in FIELDS]
-        rows = [labels[i : i + 2] for i in range(0, len(labels), 2)]
-        return tr("report.ask_edit"), _keyboard(rows + [[(tr("report.button_back"), "report:back")]])
-    raise ValueError(state)
 
 
 async def _send(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
@@ -117,9 +67,9 @@ async def _ask(update: Update, context: BotContext, state: int) -> int:
     tr = translator(context, update)
     draft = _draft(context)
     if state == CONFIRM:
-        text, markup = await _card(context, tr, draft)
+        text, markup = await card(context.services.db, tr, draft)
     else:
-        text, markup = _question(tr, state, draft)
+        text, markup = question(tr, state, draft)
     await _send(update, text, markup)
     return state
 
@@ -150,49 +100,12 @@ def _text(update: Update) -> str:
     return (message.text or "") if message is not None else ""
 
 
-async def _card(context: BotContext, tr: Translator, draft: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup]:
-    """Return the confirmation card with a duplicate warning when one is likely."""
-    def value(v: object) -> str:
-        return tr("report.none") if v in (None, "") else esc(v)
-
-    sex = draft.get("sex")
-    youth = draft.get("youth_union")
-    rows = [
-        ("cell", value(draft.get("cell_name"))),
-        ("name", value(draft.get("full_name"))),
-        ("birth_year", value(draft.get("birth_year"))),
-        ("sex", tr(f"report.sex_{sex}") if sex else tr("report.none")),
-        ("ethnicity", value(draft.get("ethnicity"))),
-        ("date", tr.date(date.fromisoformat(draft["admitted_on"])) if draft.get("admitted_on") else tr("report.none")),
-        ("decision", value(draft.get("decision_no"))),
-        ("youth", tr("report.none") if youth is None else tr("common.yes" if youth else "common.no")),
-    ]
-    lines = "\n".join(tr("report.card_line", label=tr(f"report.field_{k}"), value=v) for k, v in rows)
-    text = tr("report.card", lines=lines)
-    async with context.transaction() as session:
-        for twin in (await likely_duplicates(session, draft["full_name"], int(draft["birth_year"])))[:1]:
-            unit = await unit_by_id(session, twin.unit_id)
-            text += "\n\n" + tr(
-                "report.duplicate_warning", name=esc(twin.full_name), birth_year=twin.birth_year,
-                date=tr.date(twin.admitted_on), unit=esc(unit.name if unit else ""),
-            )
-    markup = _keyboard(
-        [[(tr("report.button_save"), f"report:save:{draft['ref']}")],
-         [(tr("report.button_edit"), "report:edit"), (tr("report.button_cancel"), f"report:cancel:{draft['ref']}")]]
-    )
-    return text, markup
-
-
-def _cell_choice(tr: Translator, cells: list[Unit]) -> tuple[str, InlineKeyboardMarkup]:
-    return tr("report.ask_cell"), _keyboard([[(cell.name, f"report:cell:{cell.id}")] for cell in cells])
-
-
 async def start_report(update: Update, context: BotContext) -> int:
     """Start a report: pick the cell (if several), then ask step by step, or take the one-line form."""
     assert update.effective_message is not None
     if update.callback_query is not None:
-        await update.callback_query.answer()
-    async with context.transaction() as session:
+        await answer(update.callback_query)
+    async with context.services.db.reading() as session:
         person = await current_person(session, update)
         cells = Scope(person).reporting_cells() if person else []
         tr = translator(context, update, person)
@@ -201,70 +114,37 @@ async def start_report(update: Update, context: BotContext) -> int:
         await update.effective_message.reply_text(tr("report.not_secretary"))
         return END
     context.user_data[DRAFT] = draft = {  # type: ignore[index]
-        "ref": uuid.uuid4().hex, "started": context.clock.now().isoformat(),
+        "ref": uuid.uuid4().hex, "started": context.services.clock.now().isoformat(),
     }
     words = _text(update).split(maxsplit=1) if update.callback_query is None else []
     line = words[1] if len(words) > 1 else ""
     if line:
-        problem = _parse_one_line(tr, line, today(context), draft)
+        problem = parse_one_line(tr, line, today(context), draft)
         if problem:
             context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
             await update.effective_message.reply_text(problem + "\n\n" + tr("report.one_line_usage"))
             return END
         draft["complete"] = True
     if len(cell_rows) > 1:
-        text, markup = _cell_choice(tr, cells)
+        text, markup = cell_choice(tr, cells)
         await update.effective_message.reply_text(text, reply_markup=markup)
         return CELL
     if update.callback_query is not None:  # keep the message the button was on; ask below it
         draft["unit_id"], draft["cell_name"] = cell_rows[0]
-        text, markup = _question(tr, NAME, draft)
+        text, markup = question(tr, NAME, draft)
         await update.effective_message.reply_text(text, reply_markup=markup)
         return NAME
     draft["unit_id"], draft["cell_name"] = cell_rows[0]
     return await _ask(update, context, CONFIRM if draft.get("complete") else NAME)
 
 
-def _parse_one_line(tr: Translator, line: str, on: date, draft: dict[str, Any]) -> str | None:
-    """Fill `draft` from `name, birth year, sex, date[, ethnicity[, decision]]`; return a problem text or None."""
-    parts = [p.strip() for p in line.split(",")]
-    if not 4 <= len(parts) <= 6:
-        return tr("report.invalid.empty", example=esc(tr("report.example.one_line")))
-    steps = [
-        ("name", lambda v: draft.__setitem__("full_name", clean_name(v))),
-        ("birth_year", lambda v: draft.__setitem__("birth_year", parse_birth_year(v, on))),
-        ("sex", lambda v: draft.__setitem__("sex", parse_sex(v).value)),
-        ("date", lambda v: draft.__setitem__("admitted_on", parse_date(v, on).isoformat())),
-        ("ethnicity", lambda v: draft.__setitem__("ethnicity", parse_ethnicity(v))),
-        ("decision", lambda v: draft.__setitem__("decision_no", parse_decision_no(v))),
-    ]
-    for (field, apply), value in zip(steps, parts):
-        try:
-            apply(value)
-            if field == "date":
-                check_age_at_decision(draft["birth_year"], date.fromisoformat(draft["admitted_on"]))
-        except ValueError as error:
-            example = tr(f"report.example.{EXAMPLE[field]}") if field in EXAMPLE else ""
-            problem = tr(f"report.invalid.{error.args[0]}", example=esc(example))
-            return tr("report.one_line_problem", field=tr(f"report.field_{field}"), problem=problem)
-    return None
-
-
-def _checked_age(draft: dict[str, Any], birth_year: int | None = None, admitted_on: date | None = None) -> None:
-    """Raise ValueError when the answers so far make the person under 18 at the decision."""
-    year = birth_year if birth_year is not None else draft.get("birth_year")
-    on = admitted_on or (date.fromisoformat(draft["admitted_on"]) if draft.get("admitted_on") else None)
-    if year is not None and on is not None:
-        check_age_at_decision(int(year), on)
-
-
 async def choose_cell(update: Update, context: BotContext) -> int:
     """Take the chosen cell (only one of the secretary's own)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await answer(query)
     unit_id = int(query.data.rsplit(":", 1)[1])
-    async with context.transaction() as session:
+    async with context.services.db.reading() as session:
         person = await current_person(session, update)
         unit = await unit_by_id(session, unit_id)
         allowed = person is not None and unit is not None and Scope(person).may_report_for(unit)
@@ -291,7 +171,7 @@ async def take_birth_year(update: Update, context: BotContext) -> int | None:
     """Take a four-digit birth year giving an age of 18 to 90."""
     try:
         year = parse_birth_year(_text(update)[:MAX_TEXT], today(context))
-        _checked_age(_draft(context), birth_year=year)
+        checked_age(_draft(context), birth_year=year)
     except ValueError as error:
         return await _invalid(update, context, error.args[0], "birth_year")
     _draft(context)["birth_year"] = year
@@ -302,7 +182,7 @@ async def take_sex_button(update: Update, context: BotContext) -> int:
     """Take the sex from its button."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await answer(query)
     _draft(context)["sex"] = Sex(query.data.rsplit(":", 1)[1]).value
     return await _after(update, context, "sex")
 
@@ -321,7 +201,7 @@ async def take_ethnicity_button(update: Update, context: BotContext) -> int:
     """Take a common ethnicity from its button, or ask for another one."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await answer(query)
     choice = query.data.rsplit(":", 1)[1]
     if choice == "other":
         return await _ask(update, context, ETHNICITY_OTHER)
@@ -342,9 +222,9 @@ async def take_today(update: Update, context: BotContext) -> int:
     """Take today as the decision date."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(query)
     try:
-        _checked_age(_draft(context), admitted_on=today(context))
+        checked_age(_draft(context), admitted_on=today(context))
     except ValueError as error:
         await _invalid(update, context, error.args[0], "date")
         return await _ask(update, context, DATE)
@@ -356,7 +236,7 @@ async def take_date_text(update: Update, context: BotContext) -> int | None:
     """Take a decision date typed as dd/mm/yyyy (not in the future)."""
     try:
         on = parse_date(_text(update)[:MAX_TEXT], today(context))
-        _checked_age(_draft(context), admitted_on=on)
+        checked_age(_draft(context), admitted_on=on)
     except ValueError as error:
         return await _invalid(update, context, error.args[0], "date")
     _draft(context)["admitted_on"] = on.isoformat()
@@ -367,7 +247,7 @@ async def skip_decision(update: Update, context: BotContext) -> int:
     """Leave the decision number empty."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(query)
     _draft(context)["decision_no"] = None
     return await _after(update, context, "decision")
 
@@ -385,7 +265,7 @@ async def take_youth_button(update: Update, context: BotContext) -> int:
     """Take Youth Union membership from its button."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await answer(query)
     _draft(context)["youth_union"] = query.data.endswith(":yes")
     return await _after(update, context, "youth")
 
@@ -417,7 +297,7 @@ async def not_text(update: Update, context: BotContext) -> None:
 async def show_edit_menu(update: Update, context: BotContext) -> int:
     """Offer the fields that can be changed."""
     assert update.callback_query is not None
-    await update.callback_query.answer()
+    await answer(update.callback_query)
     _draft(context)["editing"] = True
     return await _ask(update, context, EDIT)
 
@@ -426,7 +306,7 @@ async def edit_field(update: Update, context: BotContext) -> int:
     """Ask again for the chosen field; the answer returns to the card."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await answer(query)
     field = query.data.rsplit(":", 1)[1]
     if field not in STATE_OF:
         return await _ask(update, context, CONFIRM)
@@ -436,21 +316,8 @@ async def edit_field(update: Update, context: BotContext) -> int:
 async def back_to_card(update: Update, context: BotContext) -> int:
     """Show the card again."""
     assert update.callback_query is not None
-    await update.callback_query.answer()
+    await answer(update.callback_query)
     return await _ask(update, context, CONFIRM)
-
-
-def _draft_value(draft: dict[str, Any]) -> AdmissionDraft:
-    return AdmissionDraft(
-        unit_id=int(draft["unit_id"]),
-        full_name=draft["full_name"],
-        birth_year=int(draft["birth_year"]),
-        sex=Sex(draft["sex"]),
-        admitted_on=date.fromisoformat(draft["admitted_on"]),
-        ethnicity=draft.get("ethnicity"),
-        decision_no=draft.get("decision_no"),
-        youth_union=draft.get("youth_union"),
-    )
 
 
 def _is_this_card(update: Update, context: BotContext) -> bool:
@@ -465,17 +332,16 @@ async def save(update: Update, context: BotContext) -> int | None:
     assert query is not None
     tr = translator(context, update)
     if not _is_this_card(update, context):
-        await query.answer(tr("common.stale_button"), show_alert=True)
+        await saved_result(update, context)
         return None
-    await query.answer()
     draft = _draft(context)
     try:
-        value = _draft_value(draft)
+        value = draft_value(draft)
     except (KeyError, TypeError, ValueError):
         return await _ask(update, context, NAME)
-    now, day = context.clock.now(), today(context)
+    now, day = context.services.clock.now(), today(context)
     try:
-        async with context.transaction() as session:
+        async with context.services.db.writing() as session:
             person = await current_person(session, update)
             assert person is not None
             tr = translator(context, update, person)
@@ -494,22 +360,41 @@ async def save(update: Update, context: BotContext) -> int | None:
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     if not created:
         await query.edit_message_text(tr("report.already_saved"))
-        return END
-    saved = tr("report.saved", name=esc(value.full_name), date=tr.date(value.admitted_on), cell=esc(cell.name))
-    await query.edit_message_text(saved + "\n\n" + tr("report.saved_progress_header") + "\n" + "\n".join(lines))
+    else:
+        saved = tr("report.saved", name=esc(value.full_name), date=tr.date(value.admitted_on), cell=esc(cell.name))
+        await query.edit_message_text(saved + "\n\n" + tr("report.saved_progress_header") + "\n" + "\n".join(lines))
+    await answer(query)  # after the save: a failed answer (too old after a restart) never undoes it
     return END
+
+
+async def saved_result(update: Update, context: BotContext) -> None:
+    """Answer a ✅ of a card no conversation waits for: with the saved report when it was saved, else as stale."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    ref = query.data.rsplit(":", 1)[1]
+    async with context.services.db.reading() as session:
+        person = await current_person(session, update)
+        admission = await saved_report(session, ref, person) if person else None
+        cell = await unit_by_id(session, admission.unit_id) if admission else None
+    tr = translator(context, update, person)
+    if admission is None or cell is None:
+        await answer(query, tr("common.stale_button"), alert=True)
+        return
+    await reply(update, context, tr("report.saved", name=esc(admission.full_name), date=tr.date(admission.admitted_on),
+                                    cell=esc(cell.name)))
+    await answer(query)
 
 
 async def cancel(update: Update, context: BotContext) -> int | None:
     """Drop the draft; nothing was stored."""
     tr = translator(context, update)
     if update.callback_query is not None and not _is_this_card(update, context):
-        await update.callback_query.answer(tr("common.stale_button"), show_alert=True)
+        await answer(update.callback_query, tr("common.stale_button"), alert=True)
         return None
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     if update.callback_query is not None:
-        await update.callback_query.answer()
         await update.callback_query.edit_message_text(tr("report.cancelled"))
+        await answer(update.callback_query)
     elif update.effective_message is not None:
         await update.effective_message.reply_text(tr("report.cancelled"))
     return END
@@ -530,7 +415,7 @@ async def _expired(update: Update, context: BotContext) -> int:
     """Say that the unfinished report was forgotten, and end the conversation."""
     tr = translator(context, update)
     if update.callback_query is not None:
-        await update.callback_query.answer()
+        await answer(update.callback_query)
     if update.effective_message is not None:
         await update.effective_message.reply_text(tr("report.expired"))
     return END
@@ -538,7 +423,7 @@ async def _expired(update: Update, context: BotContext) -> int:
 
 async def forget_abandoned_drafts(application: Application) -> None:  # type: ignore[type-arg]
     """At start, forget drafts older than DRAFT_LIFETIME (the in-process timeout does not survive a restart)."""
-    now = application.bot_data.clock.now()  # type: ignore[attr-defined]
+    now = services_of(application).clock.now()
     stale = [
         user_id for user_id, data in application.user_data.items()
         if DRAFT in data and now - datetime.fromisoformat(data[DRAFT].get("started", "1970-01-01T00:00:00+00:00"))
@@ -589,7 +474,7 @@ def build_handlers() -> list[BaseHandler]:
             CallbackQueryHandler(_remember(NAME, start_report, starts=True), pattern=r"^report:start$"),
         ],
         states={
-            CELL: step(CELL, on_button(CELL, r"^report:cell:\d+$", choose_cell), on_text(CELL, use_buttons)),
+            CELL: step(CELL, on_button(CELL, r"^report:cell:\d{1,18}$", choose_cell), on_text(CELL, use_buttons)),
             NAME: step(NAME, on_text(NAME, take_name)),
             BIRTH_YEAR: step(BIRTH_YEAR, on_text(BIRTH_YEAR, take_birth_year)),
             SEX: step(SEX, on_button(SEX, r"^report:sex:(male|female)$", take_sex_button), on_text(SEX, take_sex_text)),
@@ -629,4 +514,8 @@ def build_handlers() -> list[BaseHandler]:
         allow_reentry=True,
         conversation_timeout=DRAFT_LIFETIME,
     )
-    return [conversation, CommandHandler("cancel", nothing_to_cancel)]
+    return [conversation, CommandHandler("cancel", nothing_to_cancel),
+            CallbackQueryHandler(saved_result, pattern=r"^report:save:[0-9a-f]{32}$")]
+
+
+FEATURE = Feature(handlers=build_handlers, commands={"report": "report.commands.report", "cancel": "report.commands.cancel"}, help=((Role.SECRETARY, "report.help"),), on_start=forget_abandoned_drafts)

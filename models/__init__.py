@@ -19,7 +19,8 @@ from models.entities import (
     UnitKind,
     Village,
 )
-from models.reminders import ReminderSchedule, SentReminder, WeeklyCheckIn, WeeklyRun
+from models.reminders import WeeklyCheckIn
+from models.sentlog import ReminderSchedule, SentReminder, WeeklyRun
 
 __all__ = [
     "Admission",

@@ -69,6 +69,12 @@ async def record_admission(
     return admission, True
 
 
+async def saved_report(session: AsyncSession, report_ref: str, person: Person) -> Admission | None:
+    """Return the admission this person saved with this card (its idempotency key), or None."""
+    return await session.scalar(
+        select(Admission).where(Admission.report_ref == report_ref, Admission.reported_by_id == person.id))
+
+
 def new_admission(
     unit: Unit, draft: AdmissionDraft, source: AdmissionSource, now: datetime,
     *, reported_by_id: int | None = None, report_ref: str | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
@@ -90,11 +90,11 @@ def create_sync_engine_for(url: str) -> Engine:
 
 def session_factory(engine: AsyncEngine, on_change: Callable[[], None] | None = None,
                     on_write: Callable[[], None] | None = None) -> async_sessionmaker[AsyncSession]:
-    """Return the session factory; callers open `async with factory.begin() as session`.
+    """Return a session factory whose sessions keep the data revision (models.revision).
 
-    Its sessions keep the data revision (models.revision): a commit that changed domain data
-    increments it and then calls `on_change` (a cache in this process forgets what it held);
-    any commit that wrote something calls `on_write`."""
+    A commit that changed domain data increments it and then calls `on_change` (a cache in this
+    process forgets what it held); any commit that wrote something calls `on_write`. Code outside
+    tests opens sessions through `Database.reading()` / `Database.writing()`."""
     from models.revision import watch_changes
 
     sync_maker: sessionmaker[Session] = sessionmaker()
@@ -102,12 +102,49 @@ def session_factory(engine: AsyncEngine, on_change: Callable[[], None] | None = 
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=sync_maker)  # type: ignore[arg-type]
 
 
-@asynccontextmanager
-async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Open a session for reading only: on SQLite it takes no write lock, so it never waits for one."""
-    async with sessions() as session:
-        await session.connection(execution_options={READ_ONLY: True})
-        yield session
+class Database:
+    """The engine and the two ways to open a session: `reading()` and `writing()`.
+
+    - `reading()`: a transaction that never writes; on SQLite it takes no write lock (a deferred
+      BEGIN reads a WAL snapshot), so it never waits behind a long import.
+    - `writing()`: one transaction, committed when the block ends and rolled back if it raises;
+      on SQLite it takes the write lock up front (BEGIN IMMEDIATE), so two writers queue instead
+      of failing half-way. A handler opens one per update.
+    Query and command functions take the session and never commit.
+    """
+
+    def __init__(self, url: str, *, on_change: Callable[[], None] | None = None,
+                 on_write: Callable[[], None] | None = None, **engine_options: object) -> None:
+        self.url = url
+        self.engine = create_engine_for(url, **engine_options)
+        self._sessions = session_factory(self.engine, on_change, on_write)
+
+    @property
+    def dialect(self) -> str:
+        """Return the database kind: "sqlite" or "postgresql"."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """Open a session for reading only (no write lock on SQLite)."""
+        async with self._sessions() as session:
+            await session.connection(execution_options={READ_ONLY: True})
+            yield session
+
+    def writing(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """Open a session in one transaction: committed on success, rolled back on error."""
+        return self._sessions.begin()
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def is_busy(error: BaseException) -> bool:
+    """Tell whether a database error means "another writer holds the lock, try again" (SQLite's busy timeout)."""
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

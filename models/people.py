@@ -135,10 +135,6 @@ class Scope:
             is_within(unit.path, a.unit.path) for a in self.person.assignments if a.role in (Role.COMMITTEE, Role.ADMIN)
         )
 
-    def home_unit(self) -> Unit | None:
-        """Return the highest unit the person oversees, else their first cell."""
-        overseen = self.units(Role.COMMITTEE, Role.ADMIN)
-        if overseen:
-            return overseen[0]
-        cells = self.units(Role.SECRETARY)
-        return cells[0] if cells else None
+    def may_export(self, unit: Unit) -> bool:
+        """Tell whether the person may export `unit`'s subtree (as its committee member or admin)."""
+        return self.may_oversee(unit)

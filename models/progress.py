@@ -72,6 +72,13 @@ class Period:
             return self.days
         return (today - self.first_day).days + 1
 
+    def expected(self, target: int | None, today: date) -> int | None:
+        """Return the pro-rata share of `target` the calendar expects by `today` (rounded half-up)."""
+        if target is None:
+            return None
+        share = Decimal(target) * self.elapsed_days(today) / self.days
+        return int(share.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
     def months_left(self, today: date) -> int:
         """Return the calendar months still open on `today`, the current one included (0 after the end)."""
         if today > self.last_day:
@@ -126,9 +133,13 @@ class Progress:
     period: Period
     admitted: int
     target: int | None
-    expected: int | None  # what the calendar expects by today, pro rata by days
-    as_of: date | None = None  # the day the figures are for (needed for forecast and months left)
+    as_of: date  # the day the figures are for
     breakdown: Breakdown = field(default_factory=Breakdown)
+
+    @property
+    def expected(self) -> int | None:
+        """Return what the calendar expects by `as_of`, pro rata by days (None without a target)."""
+        return self.period.expected(self.target, self.as_of)
 
     @property
     def percent(self) -> Decimal | None:
@@ -151,9 +162,9 @@ class Progress:
         return None if self.target is None else max(self.target - self.admitted, 0)
 
     @property
-    def months_left(self) -> int | None:
-        """Return the calendar months still open (the current one included), or None without a day."""
-        return None if self.as_of is None else self.period.months_left(self.as_of)
+    def months_left(self) -> int:
+        """Return the calendar months still open (the current one included)."""
+        return self.period.months_left(self.as_of)
 
     @property
     def needed_per_month(self) -> int | None:
@@ -168,8 +179,6 @@ class Progress:
     @property
     def forecast(self) -> int | None:
         """Return the period-end total at the pace so far (pro rata by days), or None before it starts."""
-        if self.as_of is None:
-            return None
         elapsed = self.period.elapsed_days(self.as_of)
         if elapsed == 0:
             return None
@@ -180,19 +189,6 @@ class Progress:
     def forecast_percent(self) -> Decimal | None:
         """Return the forecast as a percentage of the target, or None."""
         return None if self.forecast is None else percent(self.forecast, self.target)
-
-    @property
-    def has_target(self) -> bool:
-        """Tell whether a non-zero target is set (a zero target has no percentage)."""
-        return bool(self.target)
-
-
-def expected_by(target: int | None, period: Period, today: date) -> int | None:
-    """Return the pro-rata share of `target` the calendar expects by `today` (rounded half-up)."""
-    if target is None:
-        return None
-    share = Decimal(target) * period.elapsed_days(today) / period.days
-    return int(share.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
 async def _is_whole_tree(session: AsyncSession, unit: Unit) -> bool:
@@ -274,8 +270,7 @@ async def term_progress(session: AsyncSession, unit: Unit, today: date) -> Progr
         return None
     term, target = found
     admitted = await count_admitted(session, unit, term)
-    return Progress(unit=unit, period=term, admitted=admitted, target=target,
-                    expected=expected_by(target, term, today), as_of=today)
+    return Progress(unit=unit, period=term, admitted=admitted, target=target, as_of=today)
 
 
 def _admission_year(period: Period) -> ColumnElement[int]:
@@ -345,8 +340,7 @@ async def progress_of(session: AsyncSession, unit: Unit, period: Period, today: 
     else:
         admitted = await count_admitted(session, unit, period)
     target = await target_of(session, unit, period)
-    return Progress(unit=unit, period=period, admitted=admitted, target=target,
-                    expected=expected_by(target, period, today), as_of=today, breakdown=figures)
+    return Progress(unit=unit, period=period, admitted=admitted, target=target, as_of=today, breakdown=figures)
 
 
 def schedule_order(progress: Progress) -> tuple[int, Decimal, str]:
@@ -398,12 +392,10 @@ async def progress_report(session: AsyncSession, unit: Unit, period: Period, tod
         admitted += count
         breakdown = breakdown + figures
         target = targets.get(child.id)
-        children.append(Progress(unit=child, period=period, admitted=count, target=target,
-                                 expected=expected_by(target, period, today), as_of=today, breakdown=figures))
+        children.append(Progress(unit=child, period=period, admitted=count, target=target, as_of=today, breakdown=figures))
     children.sort(key=schedule_order)
     target = targets.get(unit.id)
-    main = Progress(unit=unit, period=period, admitted=admitted, target=target,
-                    expected=expected_by(target, period, today), as_of=today, breakdown=breakdown)
+    main = Progress(unit=unit, period=period, admitted=admitted, target=target, as_of=today, breakdown=breakdown)
     parent = next((found for found, _ in units if found.id == unit.parent_id), None)
     return ProgressReport(main=main, children=children, direct=direct, parent=parent)
 
@@ -437,8 +429,7 @@ async def subtree_progress(session: AsyncSession, unit: Unit, period: Period, to
     for u in sorted(units, key=lambda u: (u.id != unit.id, _tree_key(u.path))):
         admitted, breakdown = totals.get(u.path, (0, Breakdown()))
         target = targets.get(u.id)
-        out.append(Progress(unit=u, period=period, admitted=admitted, target=target,
-                            expected=expected_by(target, period, today), as_of=today, breakdown=breakdown))
+        out.append(Progress(unit=u, period=period, admitted=admitted, target=target, as_of=today, breakdown=breakdown))
     return out
 
 

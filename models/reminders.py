@@ -1,47 +1,32 @@
-"""The weekly cycle: check-ins, the sent-log, stored schedules, and the queries reminders need.
+"""The weekly cycle: check-ins, who reported, and who is due a reminder or a digest.
 
-A reporting week runs Monday–Sunday in the configured timezone. A cell has reported for a week
-when an admission for it was reported in the chat that week (not withdrawn; imported history never
-counts) or its secretary checked in "no new admissions this week".
-
-The sent-log (`SentReminder`, unique per person, kind and week) is what decides what was sent,
-never the scheduler. A row is claimed (`pending`) in its own short transaction before the message
-goes out and marked `sent`, `failed` or `blocked` in another one right after; see
-handlers/reminders.py for the rule on rows left `pending` by a crash.
+A reporting week runs Monday–Sunday in the configured timezone (models.calendar). A cell has
+reported for a week when an admission for it was reported in the chat that week (not withdrawn;
+imported history never counts) or its secretary checked in "no new admissions this week".
+What was sent to whom is the sent-log's business (models.sentlog).
 
 Query and command functions take an open session and never commit.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint, delete, func, select, union, update
+from sqlalchemy import Date, ForeignKey, Index, UniqueConstraint, delete, func, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 from models.entities import Admission, AdmissionSource, Assignment, Person, Role, Target, Unit, UnitKind
-from models.progress import Period, expected_by
+from models.calendar import week_bounds, week_start
+from models.progress import Period
 from models.sql import unindexed
 from models.units import in_subtree
 
-DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-KINDS = ("reminder", "digest")
-
-
-class SendStatus(enum.StrEnum):
-    """Where one entry of the sent-log stands."""
-
-    PENDING = "pending"  # claimed; the message may or may not have left
-    SENT = "sent"
-    FAILED = "failed"  # gave up after retries (a later run tries again)
-    BLOCKED = "blocked"  # Telegram answered 403: the person blocked the bot
 
 
 class WeeklyCheckIn(Base):
@@ -57,67 +42,11 @@ class WeeklyCheckIn(Base):
     created_at: Mapped[datetime]
 
 
-class SentReminder(Base):
-    """The sent-log: one row per recipient, kind and week."""
-
-    __tablename__ = "sent_reminder"
-    __table_args__ = (UniqueConstraint("person_id", "kind", "week_start"), {"info": {"bookkeeping": True}})
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))
-    week_start: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16))
-    claimed_at: Mapped[datetime]
-    finished_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class ReminderSchedule(Base):
-    """A schedule an admin set with /schedule; it wins over the configuration file."""
-
-    __tablename__ = "reminder_schedule"
-    __table_args__ = {"info": {"bookkeeping": True}}
-
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    weekday: Mapped[str] = mapped_column(String(3))
-    at: Mapped[str] = mapped_column(String(5))  # HH:MM, local time
-    updated_at: Mapped[datetime]
-    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
-
-
-class WeeklyRun(Base):
-    """One run of a kind for a week: started, and completed once every recipient was handled."""
-
-    __tablename__ = "weekly_run"
-    __table_args__ = (UniqueConstraint("kind", "week_start"), {"info": {"bookkeeping": True}})
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    week_start: Mapped[date] = mapped_column(Date)
-    started_at: Mapped[datetime]
-    completed_at: Mapped[datetime | None]
-
-
-# Weeks ----------------------------------------------------------------------------------------
-
-
-def week_start(day: date) -> date:
-    """Return the Monday of the week of `day`."""
-    return day - timedelta(days=day.weekday())
-
-
-def week_bounds(start: date, tz: tzinfo = DEFAULT_TZ) -> tuple[datetime, datetime]:
-    """Return [Monday 00:00, next Monday 00:00) of the week starting `start`, as aware datetimes in `tz`."""
-    first = datetime.combine(start, time(0), tzinfo=tz)
-    return first, datetime.combine(start + timedelta(days=7), time(0), tzinfo=tz)
-
-
 # Who reported ---------------------------------------------------------------------------------
 
 
 async def reported_cell_ids(
-    session: AsyncSession, week: date, tz: tzinfo = DEFAULT_TZ, cell_ids: Iterable[int] | None = None
+    session: AsyncSession, week: date, tz: tzinfo, cell_ids: Iterable[int] | None = None
 ) -> set[int]:
     """Return the ids of cells that reported in the week starting `week` (chat report or check-in)."""
     low, high = week_bounds(week, tz)
@@ -137,14 +66,15 @@ async def reported_cell_ids(
     return found
 
 
-async def _cells_under(session: AsyncSession, unit: Unit) -> list[Unit]:
+async def cells_of_subtree(session: AsyncSession, unit: Unit) -> list[Unit]:
+    """Return the cells in the subtree of `unit`, by name."""
     rows = await session.scalars(
         select(Unit).where(in_subtree(Unit.path, unit.path), Unit.kind == UnitKind.CELL).order_by(Unit.name)
     )
     return list(rows)
 
 
-async def reporting_rate(session: AsyncSession, unit: Unit, week_start: date, *, tz: tzinfo = DEFAULT_TZ) -> tuple[int, int]:
+async def reporting_rate(session: AsyncSession, unit: Unit, week_start: date, *, tz: tzinfo) -> tuple[int, int]:
     """Return (cells in the subtree of `unit` that reported in that week, cells in the subtree).
 
     The cells are counted once, when units are loaded (Unit.cell_count); the reports are the
@@ -180,7 +110,7 @@ async def _reported_in_subtree(session: AsyncSession, unit: Unit, week: date, tz
     return set(await session.scalars(union(chat, checked)))  # one round trip
 
 
-async def last_reported_weeks(session: AsyncSession, unit: Unit, before: date, tz: tzinfo = DEFAULT_TZ) -> dict[int, date]:
+async def last_reported_weeks(session: AsyncSession, unit: Unit, before: date, tz: tzinfo) -> dict[int, date]:
     """Return, per cell of the subtree, the start of the latest week before `before` in which it reported."""
     low, _ = week_bounds(before, tz)
     latest: dict[int, date] = {}
@@ -260,7 +190,13 @@ class CellStanding:
     name: str
     admitted: int
     target: int | None
-    expected: int | None
+    period: Period
+    as_of: date
+
+    @property
+    def expected(self) -> int | None:
+        """Return what the calendar expects of the cell by `as_of`."""
+        return self.period.expected(self.target, self.as_of)
 
     @property
     def behind(self) -> bool:
@@ -276,11 +212,6 @@ class DueSecretary:
     telegram_id: int
     language: str
     cells: tuple[CellStanding, ...]
-
-
-def is_away(person: Person, day: date) -> bool:
-    """Tell whether the person paused reminders over `day`."""
-    return person.away_until is not None and day <= person.away_until
 
 
 async def cell_standings(session: AsyncSession, cell_ids: Sequence[int], day: date) -> dict[int, CellStanding]:
@@ -318,8 +249,7 @@ async def cell_standings(session: AsyncSession, cell_ids: Sequence[int], day: da
             ).all()
         )
     return {
-        i: CellStanding(i, names.get(i, ""), int(counts.get(i, 0)), targets.get(i),
-                        expected_by(targets.get(i), period, day))
+        i: CellStanding(i, names.get(i, ""), int(counts.get(i, 0)), targets.get(i), period, day)
         for i in ids
     }
 
@@ -329,7 +259,7 @@ def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
         yield items[i:i + size]
 
 
-async def due_secretaries(session: AsyncSession, day: date, tz: tzinfo = DEFAULT_TZ) -> tuple[list[DueSecretary], int]:
+async def due_secretaries(session: AsyncSession, day: date, tz: tzinfo) -> tuple[list[DueSecretary], int]:
     """Return active, not-away secretaries with a cell that has not reported in the week of `day`,
     and how many secretaries were left out because they are away."""
     week = week_start(day)
@@ -388,7 +318,7 @@ class SecretaryNote:
     since: date | None  # blocked on (local date) or away until
 
 
-async def blocked_secretaries(session: AsyncSession, unit: Unit, tz: tzinfo = DEFAULT_TZ) -> list[SecretaryNote]:
+async def blocked_secretaries(session: AsyncSession, unit: Unit, tz: tzinfo) -> list[SecretaryNote]:
     """Return secretaries of the subtree who blocked the bot."""
     rows = await session.execute(
         select(Person.display_name, Unit.name, Person.blocked_at)
@@ -415,153 +345,3 @@ async def away_secretaries(session: AsyncSession, unit: Unit, day: date) -> list
         .order_by(Unit.name, Person.display_name)
     )
     return [SecretaryNote(n, c, until) for n, c, until in rows.all()]
-
-
-async def cells_of_subtree(session: AsyncSession, unit: Unit) -> list[Unit]:
-    """Return the cells in the subtree of `unit`, by name."""
-    return await _cells_under(session, unit)
-
-
-# Sent-log -------------------------------------------------------------------------------------
-
-
-async def sent_log_entry(session: AsyncSession, person_id: int, kind: str, week: date) -> SentReminder | None:
-    """Return the sent-log row of a recipient, kind and week, if any."""
-    return await session.scalar(
-        select(SentReminder).where(
-            SentReminder.person_id == person_id, SentReminder.kind == kind, SentReminder.week_start == week
-        )
-    )
-
-
-async def claim(session: AsyncSession, person_id: int, kind: str, week: date, now: datetime) -> bool:
-    """Claim a recipient for sending: insert a `pending` row, or take back a `failed` one.
-
-    Returns False when the row exists in any other state (sent, blocked, or pending — being sent by
-    another process or left uncertain by a crash). Call in its own short transaction.
-    """
-    try:
-        async with session.begin_nested():
-            session.add(SentReminder(person_id=person_id, kind=kind, week_start=week,
-                                     status=SendStatus.PENDING.value, claimed_at=now, attempts=0))
-        return True
-    except IntegrityError:
-        pass
-    result = await session.execute(
-        update(SentReminder)
-        .where(
-            SentReminder.person_id == person_id,
-            SentReminder.kind == kind,
-            SentReminder.week_start == week,
-            SentReminder.status == SendStatus.FAILED.value,
-        )
-        .values(status=SendStatus.PENDING.value, claimed_at=now, finished_at=None)
-    )
-    return bool(result.rowcount)
-
-
-async def finish(
-    session: AsyncSession, person_id: int, kind: str, week: date, status: SendStatus, now: datetime, attempts: int
-) -> None:
-    """Record the outcome of a claimed recipient."""
-    await session.execute(
-        update(SentReminder)
-        .where(SentReminder.person_id == person_id, SentReminder.kind == kind, SentReminder.week_start == week)
-        .values(status=status.value, finished_at=now, attempts=attempts)
-    )
-
-
-async def mark_blocked(session: AsyncSession, person_id: int, now: datetime) -> None:
-    """Mark a person who blocked the bot inactive (the guard re-activates them when they write)."""
-    await session.execute(update(Person).where(Person.id == person_id).values(active=False, blocked_at=now))
-
-
-async def stale_pending(session: AsyncSession, kind: str, week: date, older_than: datetime) -> int:
-    """Return how many claims of this kind and week were left `pending` since before `older_than`."""
-    value = await session.scalar(
-        select(func.count()).select_from(SentReminder).where(
-            SentReminder.kind == kind,
-            SentReminder.week_start == week,
-            SentReminder.status == SendStatus.PENDING.value,
-            SentReminder.claimed_at < older_than,
-        )
-    )
-    return int(value or 0)
-
-
-async def sent_counts(session: AsyncSession, kind: str, week: date) -> dict[str, int]:
-    """Return the sent-log of a kind and week counted by status."""
-    rows = await session.execute(
-        select(SentReminder.status, func.count())
-        .where(SentReminder.kind == kind, SentReminder.week_start == week)
-        .group_by(SentReminder.status)
-    )
-    return {status: int(n) for status, n in rows.all()}
-
-
-# Runs and schedules ---------------------------------------------------------------------------
-
-
-async def start_run(session: AsyncSession, kind: str, week: date, now: datetime) -> None:
-    """Record that a run of `kind` for `week` started (once; later starts keep the first)."""
-    existing = await session.scalar(select(WeeklyRun).where(WeeklyRun.kind == kind, WeeklyRun.week_start == week))
-    if existing is not None:
-        return
-    try:
-        async with session.begin_nested():
-            session.add(WeeklyRun(kind=kind, week_start=week, started_at=now))
-    except IntegrityError:
-        pass
-
-
-async def complete_run(session: AsyncSession, kind: str, week: date, now: datetime) -> None:
-    """Record that every recipient of the run of `kind` for `week` was handled."""
-    await session.execute(
-        update(WeeklyRun)
-        .where(WeeklyRun.kind == kind, WeeklyRun.week_start == week, WeeklyRun.completed_at.is_(None))
-        .values(completed_at=now)
-    )
-
-
-async def run_completed(session: AsyncSession, kind: str, week: date) -> bool:
-    """Tell whether the run of `kind` for `week` completed."""
-    return (
-        await session.scalar(
-            select(WeeklyRun.id).where(
-                WeeklyRun.kind == kind, WeeklyRun.week_start == week, WeeklyRun.completed_at.is_not(None)
-            )
-        )
-    ) is not None
-
-
-async def stored_schedules(session: AsyncSession) -> dict[str, tuple[str, time]]:
-    """Return the schedules set in chat: kind -> (weekday, time)."""
-    rows = await session.scalars(select(ReminderSchedule))
-    out: dict[str, tuple[str, time]] = {}
-    for row in rows:
-        hh, mm = row.at.split(":")
-        out[row.kind] = (row.weekday, time(int(hh), int(mm)))
-    return out
-
-
-async def store_schedule(session: AsyncSession, kind: str, weekday: str, at: time, person: Person | None, now: datetime) -> None:
-    """Store (insert or replace) the schedule of `kind`."""
-    row = await session.get(ReminderSchedule, kind)
-    text = at.strftime("%H:%M")
-    if row is None:
-        session.add(ReminderSchedule(kind=kind, weekday=weekday, at=text, updated_at=now,
-                                     updated_by_id=person.id if person else None))
-    else:
-        row.weekday, row.at, row.updated_at = weekday, text, now
-        row.updated_by_id = person.id if person else None
-    await session.flush()
-
-
-__all__ = [
-    "KINDS", "CellStanding", "DueSecretary", "ReminderSchedule", "SecretaryNote", "SendStatus", "SentReminder",
-    "WeeklyCheckIn", "WeeklyRun", "away_secretaries", "blocked_secretaries", "cell_standings", "cells_of_subtree",
-    "check_in", "checked_in_ids", "claim", "committee_members", "complete_run", "due_secretaries", "finish", "is_away",
-    "last_reported_weeks", "mark_blocked", "reported_cell_ids", "reporting_rate", "run_completed", "sent_counts",
-    "sent_log_entry", "stale_pending", "start_run", "store_schedule", "stored_schedules", "undo_check_in",
-    "week_bounds", "week_start",
-]

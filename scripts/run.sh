@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-[ -f config.toml ] || cp config.example.toml config.toml
+[ -f config.toml ] || install -m 600 config.example.toml config.toml
+chmod 600 config.toml  # it may hold the bot token
 .venv/bin/python -m bot --config config.toml init
 exec .venv/bin/python -m bot --config config.toml run "$@"

@@ -113,7 +113,7 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def clock():  # type: ignore[no-untyped-def]
     """Return a controllable clock standing at 1 July 2026, 09:00 in Hà Nội."""
-    from bot.clock import FixedClock
+    from core.clock import FixedClock
     from tests.harness import DEFAULT_NOW
 
     return FixedClock(DEFAULT_NOW)

@@ -10,12 +10,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.app import build_application, post_init, post_shutdown
-from bot.clock import FixedClock
-from bot.config import Config, DatabaseSettings, TelegramSettings
+import contextlib
+
+from bot.app import AdmissionsApplication, build_application
+from bot.lifecycle import running
 from bot.polling import Poller
+from core.clock import FixedClock
+from core.config import Config, DatabaseSettings, TelegramSettings
+from services.telegram import TelegramOutbox
+from services.weekly import RunSummary
+from services.weekly import run_weekly as run_weekly_service
 from localapi.server import BotApiServer, BotApiState
-from models.db import session_factory
 from models.entities import Admission, Role, Target, UnitKind
 from models.people import create_invite
 from models.units import UnitRow, load_units, unit_by_code
@@ -46,43 +51,36 @@ class BotHarness:
         self.server = server
         self.api: BotApiState = server.state
         self.clock = clock
-        self.application = None
+        self.application: AdmissionsApplication | None = None
         self.poller: Poller | None = None
+        self._stack = contextlib.AsyncExitStack()
 
     @property
-    def sessions(self):  # type: ignore[no-untyped-def]
-        """Return the bot's own session factory."""
-        return self.application.bot_data.sessions  # type: ignore[union-attr]
+    def sessions(self) -> Sessions:
+        """Return the bot's database as tests open it: `sessions()` to read, `sessions.begin()` to write."""
+        assert self.application is not None
+        return Sessions(self.application)
 
     async def start(self) -> BotHarness:
-        """Build, initialise and start the Application with long polling, as `run` would."""
+        """Build and run the Application with long polling and the weekly jobs, as `run` does."""
         self.application = build_application(self.config, clock=self.clock)
-        await self.application.initialize()
-        await post_init(self.application)
-        await self.application.start()
-        self.poller = Poller(self.application, timeout=1)
-        await self.poller.start()
+        self._stack = contextlib.AsyncExitStack()
+        self.poller = await self._stack.enter_async_context(
+            running(self.application, poll=True, jobs=True, poll_timeout=1))
         return self
 
     async def stop(self) -> None:
         """Stop polling and shut down cleanly."""
         if self.application is None:
             return
-        app, self.application = self.application, None
-        await self.poller.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
-        await post_shutdown(app)
+        self.application = None
+        await self._stack.aclose()
 
     async def crash(self) -> None:
         """Stop as abruptly as a test can: no final persistence flush beyond what already happened."""
-        app, self.application = self.application, None
-        app.persistence = None  # shutdown would otherwise flush; kill -9 would not
-        await self.poller.stop()
-        await app.stop()
-        await app.shutdown()
-        await post_shutdown(app)
+        assert self.application is not None
+        self.application.persistence = None  # shutdown would otherwise flush; kill -9 would not
+        await self.stop()
 
     async def settle(self, update: dict, timeout: float = 10.0) -> None:
         """Wait until the bot has finished handling `update` (replies sent) and recorded it."""
@@ -146,6 +144,25 @@ class BotHarness:
             return list(await session.scalars(select(Admission)))
 
 
+class Sessions:
+    """The bot's database as the tests open it (the bot itself uses db.reading() / db.writing())."""
+
+    def __init__(self, application: AdmissionsApplication) -> None:
+        self.db = application.services.db
+
+    def __call__(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.db.reading()
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.db.writing()
+
+
+async def run_weekly(application: AdmissionsApplication, kind: str, as_of: date | None = None,
+                     **options: Any) -> RunSummary:
+    """Run a weekly run now through the application's services and Bot, as `remind-now` does."""
+    return await run_weekly_service(application.services, TelegramOutbox(application.bot), kind, as_of, **options)
+
+
 # A small world modelled on the seed article: a district, two communes, village cells.
 WORLD_UNITS = [
     UnitRow(2, "PN", "Huyện ủy Pác Nặm", None, UnitKind.DISTRICT),
@@ -180,4 +197,4 @@ async def add_history(sessions, code: str, count: int, on: date, name: str = "L�
             session.add(imported_admission(unit, draft, datetime(2026, 1, 1, tzinfo=TZ)))
 
 
-__all__ = ["BotHarness", "DEFAULT_NOW", "TZ", "make_config", "seed_world", "add_history", "session_factory"]
+__all__ = ["BotHarness", "DEFAULT_NOW", "TZ", "add_history", "make_config", "run_weekly", "seed_world"]

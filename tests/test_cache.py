@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 
-from bot.cache import FreshCache
+from core.cache import FreshCache
 from models.db import create_engine_for, session_factory
 from models.entities import ProcessedUpdate, Role, Target, UnitKind
 from models.revision import current_revision
@@ -60,19 +60,21 @@ async def test_domain_commits_bump_the_revision_and_bookkeeping_does_not(engine)
     assert (len(changes), len(writes)) == (3, 4)
 
 
-async def test_cache_forgets_on_change_and_notices_other_processes_on_refresh(engine) -> None:
+async def test_cache_forgets_on_change_and_notices_other_processes_on_refresh(schema_url) -> None:
+    from models.db import Database
+
     ticks = [0.0]
     cache = FreshCache(check_every=1.0, max_entries=3, monotonic=lambda: ticks[0])
-    mine = session_factory(engine, on_change=cache.forget)
-    other = session_factory(engine)  # e.g. the command line importing targets
+    mine = Database(schema_url, on_change=cache.forget)
+    other = Database(schema_url)  # e.g. the command line importing targets
     await cache.refresh(mine)
     cache.put("a", 1, cache.generation)
-    async with mine.begin() as session:
+    async with mine.writing() as session:
         await load_units(session, [UnitRow(1, "D", "Huyện ủy", None, UnitKind.DISTRICT)])
     assert cache.get("a") is None  # this process's commit: forgotten at once
     stale = cache.generation
     cache.put("b", 2, cache.generation)
-    async with other.begin() as session:
+    async with other.writing() as session:
         (await unit_by_code(session, "D")).name = "Đổi tên"
     await cache.refresh(mine)
     assert cache.get("b") == 2  # not looked again within check_every
@@ -84,6 +86,8 @@ async def test_cache_forgets_on_change_and_notices_other_processes_on_refresh(en
     for key in "wxyz":
         cache.put(key, key, cache.generation)
     assert len(cache) == 3 and cache.get("w") is None and cache.get("z") == "z"
+    await mine.dispose()
+    await other.dispose()
 
 
 async def test_progress_shows_changes_from_this_process_at_once_and_from_others_after_a_look(harness) -> None:
@@ -97,7 +101,7 @@ async def test_progress_shows_changes_from_this_process_at_once_and_from_others_
         await add_history(session_factory(engine), "PC", 2, date(2026, 3, 1))
     finally:
         await engine.dispose()
-    bot.application.bot_data.cache.check_every = 0  # the next update looks at the revision
+    bot.application.services.cache.check_every = 0  # the next update looks at the revision
     assert "Kế hoạch năm 2026: <b>5/90" in (await bot.say(2002, "/progress"))[0]["text"]
 
 
@@ -116,14 +120,14 @@ async def test_read_only_updates_are_recorded_with_the_batch_and_writes_at_once(
         await app.process_update(update)
     async with bot.sessions() as session:
         assert not await was_processed(session, update_ids[0])  # read-only: waits for the batch
-    assert app.bot_data.unrecorded == update_ids[:2]
+    assert app.unrecorded == update_ids[:2]
     update_ids.append(bot.api.push_text(1001, "/checkin")["update_id"])  # writes this week's check-in
     updates = await app.bot.get_updates(offset=update_ids[2], timeout=0)
     for update in updates:
         await app.process_update(update)
     async with bot.sessions() as session:
         assert all([await was_processed(session, update_id) for update_id in update_ids])
-    assert app.bot_data.unrecorded == []
+    assert app.unrecorded == []
 
 
 async def test_a_failed_record_never_runs_the_handlers_again(harness, monkeypatch) -> None:

@@ -6,7 +6,7 @@ import re
 import string
 from pathlib import Path
 
-from bot.i18n import LOCALES_DIR, Texts, format_number, format_percent
+from core.i18n import LOCALES_DIR, Texts, format_number, format_percent
 
 ROOT = Path(__file__).resolve().parent.parent
 

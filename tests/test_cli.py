@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.config import load_config, parse_holidays
-from bot.i18n import Texts
+from core.config import load_config, parse_holidays
+from core.i18n import Texts
 from alembic.script import ScriptDirectory
 
 from models.db import alembic_config, create_sync_engine_for

@@ -7,14 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from bot.i18n import format_number, format_percent
+from core.i18n import format_number, format_percent
 from models.admissions import AdmissionDraft, imported_admission
 from models.entities import Sex, Target, UnitKind
 from models.progress import (
     Period,
     count_admitted,
     current_term,
-    expected_by,
     percent,
     progress_of,
     progress_report,
@@ -65,9 +64,9 @@ def test_periods_know_their_calendar() -> None:
     assert year.elapsed_days(date(2025, 12, 31)) == 0
     assert year.elapsed_days(date(2026, 1, 1)) == 1
     assert year.elapsed_days(date(2027, 3, 1)) == 365
-    assert expected_by(90, year, date(2026, 7, 2)) == 45  # 183/365 of 90 = 45.1
-    assert expected_by(90, Period.year(2024), date(2024, 2, 29)) == 15  # 60/366 of 90 = 14.75
-    assert expected_by(None, year, date(2026, 7, 2)) is None
+    assert year.expected(90, date(2026, 7, 2)) == 45  # 183/365 of 90 = 45.1
+    assert Period.year(2024).expected(90, date(2024, 2, 29)) == 15  # 60/366 of 90 = 14.75
+    assert year.expected(None, date(2026, 7, 2)) is None
     for bad in ("26", "2030-2025", "abc", "2026-", "2020-2040"):
         with pytest.raises(ValueError):
             Period.parse(bad)

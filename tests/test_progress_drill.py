@@ -8,7 +8,7 @@ from datetime import date
 
 from openpyxl import load_workbook
 
-from bot.clock import FixedClock
+from core.clock import FixedClock
 from models.entities import Role
 from models.units import unit_by_code
 from tests.harness import DEFAULT_NOW, add_history

@@ -13,10 +13,12 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-import handlers.reminders as reminders
-from handlers.reminders import run_weekly
+import services.delivery as delivery
+import services.weekly as weekly
+from tests.harness import run_weekly
 from models.entities import Person, Role
-from models.reminders import SentReminder, WeeklyCheckIn, reporting_rate, run_completed, stored_schedules
+from models.reminders import WeeklyCheckIn, reporting_rate
+from models.sentlog import SentReminder, run_completed, stored_schedules
 from models.units import unit_by_code
 from tests.harness import TZ, add_history
 
@@ -28,7 +30,7 @@ def sent_to(bot, chat_id: int, since: int = 0) -> list[str]:  # type: ignore[no-
 
 async def rate(bot, code: str, week: date) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     async with bot.sessions() as session:
-        return await reporting_rate(session, await unit_by_code(session, code), week)
+        return await reporting_rate(session, await unit_by_code(session, code), week, tz=TZ)
 
 
 async def person(bot, telegram_id: int) -> Person:  # type: ignore[no-untyped-def]
@@ -37,14 +39,15 @@ async def person(bot, telegram_id: int) -> Person:  # type: ignore[no-untyped-de
 
 
 @pytest.fixture
-def no_sleep(monkeypatch):  # type: ignore[no-untyped-def]
+def no_sleep(harness, monkeypatch):  # type: ignore[no-untyped-def]
     """Record the retry waits instead of sleeping."""
     waits: list[float] = []
 
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr(reminders, "_sleep", record)
+    services = harness.application.services
+    monkeypatch.setattr(harness.application, "services", replace(services, sleep=record))
     return waits
 
 
@@ -224,8 +227,8 @@ async def test_restart_in_the_middle_of_a_run_sends_nobody_twice(harness, monkey
     ids = [1001, 1002, 1003, 1004, 1005, 1006]
     for user_id, code in zip(ids, ["NL", "NL", "KP", "KP", "PC", "PC"]):
         await bot.register(user_id, code, Role.SECRETARY)
-    monkeypatch.setattr(reminders, "WORKERS", 1)
-    real_finish = reminders.finish
+    monkeypatch.setattr(delivery, "WORKERS", 1)
+    real_finish = delivery.record
     finished = []
 
     async def crash_on_third(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -234,13 +237,13 @@ async def test_restart_in_the_middle_of_a_run_sends_nobody_twice(harness, monkey
         finished.append(args)
         await real_finish(*args, **kwargs)
 
-    monkeypatch.setattr(reminders, "finish", crash_on_third)
+    monkeypatch.setattr(delivery, "record", crash_on_third)
     mark = bot.api.mark()
     with pytest.raises(RuntimeError):
         await run_weekly(bot.application, "reminder")
     assert sum(len(sent_to(bot, i, mark)) for i in ids) == 3
     await bot.crash()
-    monkeypatch.setattr(reminders, "finish", real_finish)
+    monkeypatch.setattr(delivery, "record", real_finish)
     bot.clock.advance(timedelta(minutes=5))
     await bot.start()
     summary = await run_weekly(bot.application, "reminder")
@@ -280,12 +283,12 @@ async def test_429_retry_after_and_5xx_are_retried_with_backoff(harness, no_slee
     assert no_sleep == [0.5, 1.0]  # the 429 was waited out by PTB's rate limiter, 5xx by our backoff
     # a server that keeps failing: given up after the bounded attempts, tried again by the next run
     bot.clock.advance(timedelta(days=7))
-    bot.api.fail_next("sendMessage", 500, "Internal Server Error", times=reminders.MAX_ATTEMPTS)
+    bot.api.fail_next("sendMessage", 500, "Internal Server Error", times=delivery.MAX_ATTEMPTS)
     failed = await run_weekly(bot.application, "reminder")
     assert (failed.sent, failed.failed) == (0, 1)
     async with bot.sessions() as session:
         row = await session.scalar(select(SentReminder).where(SentReminder.week_start == date(2026, 7, 6)))
-        assert (row.status, row.attempts) == ("failed", reminders.MAX_ATTEMPTS)
+        assert (row.status, row.attempts) == ("failed", delivery.MAX_ATTEMPTS)
     retried = await run_weekly(bot.application, "reminder")
     assert (retried.sent, retried.skipped) == (1, 0)
 
@@ -343,13 +346,13 @@ async def test_a_units_digest_is_built_once_per_run_for_all_its_committee_member
     await bot.register(2001, "BT", Role.COMMITTEE)
     await bot.register(2003, "BT", Role.COMMITTEE)
     built = []
-    real_section = reminders.digest_section
+    real_section = weekly.digest_section
 
     async def counted(session, tr, unit, *args):  # type: ignore[no-untyped-def]
         built.append(unit.id)
         return await real_section(session, tr, unit, *args)
 
-    monkeypatch.setattr(reminders, "digest_section", counted)
+    monkeypatch.setattr(weekly, "digest_section", counted)
     mark = bot.api.mark()
     assert (await run_weekly(bot.application, "digest", date(2026, 7, 6))).sent == 2
     assert len(built) == 1
@@ -358,7 +361,7 @@ async def test_a_units_digest_is_built_once_per_run_for_all_its_committee_member
 
 
 def test_a_long_digest_is_cut_between_lines_never_inside_a_tag() -> None:
-    from handlers.reminders import shorten
+    from core.text import shorten
 
     lines = ["📊 <b>Tổng hợp tuần</b>", "<b>Chi bộ chậm tiến độ (3):</b>", "🔴 Chi bộ thôn <b>Nà Lạn</b>: 1/4"]
     text = "\n".join(lines)
@@ -372,7 +375,7 @@ def test_a_long_digest_is_cut_between_lines_never_inside_a_tag() -> None:
 def test_quiet_hours_and_holidays_move_a_run_to_the_next_allowed_time() -> None:
     from datetime import time
 
-    from handlers.reminders import Calendar, Schedule, catch_up_candidate, latest_due, next_run
+    from models.calendar import Calendar, Schedule, catch_up_candidate, latest_due, next_run
 
     quiet = (time(21, 0), time(6, 30))
     calendar = Calendar(TZ, quiet, ((date(2027, 2, 5), date(2027, 2, 11)), (date(2026, 9, 2), date(2026, 9, 2))))
@@ -394,3 +397,17 @@ def test_quiet_hours_and_holidays_move_a_run_to_the_next_allowed_time() -> None:
     assert catch_up_candidate(friday, calendar, at(2026, 7, 3, 17, 0), 0) is None
     # a late run is caught up counting from its moved (allowed) time
     assert catch_up_candidate(late, calendar, at(2026, 7, 4, 18, 0), 12) == date(2026, 7, 3)
+
+
+@pytest.mark.parametrize("last_week, silent", [(date(2026, 6, 15), True), (date(2026, 6, 22), False)])
+async def test_silent_from_exactly_two_whole_weeks_without_a_report(harness, last_week: date, silent: bool) -> None:
+    bot = harness
+    await bot.register(2001, "NN", Role.COMMITTEE)
+    async with bot.sessions.begin() as session:  # Pác Cáp's last report: that week's check-in
+        pc = await unit_by_code(session, "PC")
+        session.add(WeeklyCheckIn(unit_id=pc.id, week_start=last_week, created_at=bot.clock.now()))
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest", date(2026, 7, 6))  # weeks of 22 and 29 June in between
+    [digest] = sent_to(bot, 2001, mark)
+    assert ("🔕 Chi bộ thôn Pác Cáp: 2 tuần chưa báo cáo" in digest) is silent
+    assert "Chi bộ thôn Pác Cáp: 1 tuần" not in digest

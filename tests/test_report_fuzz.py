@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.clock import FixedClock
+from core.clock import FixedClock
 from localapi.server import BotApiServer
 from models import Base
 from models.db import create_sync_engine_for

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import date, datetime, time
@@ -15,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import Config, DatabaseSettings, SandboxSettings
+from core.config import Config, DatabaseSettings, SandboxSettings
 from localapi.demo import PEOPLE, TERM_SHARES, UNITS, YEAR_SHARES, seed_demo, term_of
-from localapi.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError
+from bot.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError
 from models.entities import Admission, Role
 from models.people import person_by_telegram_id
 from models.progress import Period, progress_of
@@ -194,24 +192,24 @@ async def test_files_the_bot_sent_can_be_downloaded(web: httpx.AsyncClient, sand
     assert [("photo" in e["message"], "document" in e["message"]) for e in history] == [(True, False), (False, True)]
 
 
-async def test_run_now_uses_run_weekly_or_answers_501(
+async def test_run_now_runs_the_weekly_service(
     web: httpx.AsyncClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "handlers.reminders", None)  # as if the feature were absent
-    missing = await web.post("/api/run/reminder", json={})
-    assert missing.status_code == 501 and missing.json()["error"] == "not_available"
+    import bot.sandbox as sandbox_module
+    from services.weekly import RunSummary
 
     calls: list[tuple[Any, str]] = []
 
-    async def run_weekly(application: Any, kind: str, as_of: date | None = None) -> dict:
-        calls.append((application, kind))
-        await application.bot.send_message(COMMITTEE, f"<b>{kind}</b> now")
-        return {"kind": kind, "sent": 1}
+    async def run_weekly(services: Any, outbox: Any, kind: str, as_of: date | None = None) -> RunSummary:
+        calls.append((services, kind))
+        await outbox.bot.send_message(COMMITTEE, f"<b>{kind}</b> now")
+        return RunSummary(kind=kind, week_start=date(2026, 6, 29), recipients=1, sent=1)
 
-    monkeypatch.setitem(sys.modules, "handlers.reminders", types.SimpleNamespace(run_weekly=run_weekly))
+    monkeypatch.setattr(sandbox_module, "run_weekly", run_weekly)
     done = await web.post("/api/run/digest", json={})
     assert done.status_code == 200, done.text
-    assert calls == [(sandbox.application, "digest")]
+    assert done.json()["result"]["sent"] == 1
+    assert sandbox.application is not None and calls == [(sandbox.application.services, "digest")]
     await chat_until(web, COMMITTEE, last_text_with("<b>digest</b> now"))
     assert (await web.post("/api/run/weather", json={})).status_code == 404
 

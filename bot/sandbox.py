@@ -14,6 +14,7 @@ database or bot work to the bot's event loop. Only 127.0.0.1 is ever bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -29,14 +30,16 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from sqlalchemy import MetaData, update
 from sqlalchemy.engine import make_url
-from telegram.ext import Application
-
-from bot.clock import Clock
-from bot.config import Config, DatabaseSettings, TelegramSettings
+from bot.app import AdmissionsApplication, build_application
+from bot.lifecycle import running
+from core.clock import Clock
+from core.config import Config, DatabaseSettings, TelegramSettings
 from localapi.demo import PEOPLE, UNITS, seed_demo
 from localapi.server import BotApiServer, BotApiState
 from models.db import create_engine_for, create_sync_engine_for, migrate, session_factory
 from models.entities import Person
+from services.telegram import TelegramOutbox
+from services.weekly import run_weekly
 
 __all__ = ["Sandbox", "SandboxError", "SANDBOX_TOKEN", "recreate_database"]
 
@@ -46,7 +49,7 @@ T = TypeVar("T")
 # A token of the right shape that only the local fake accepts; it never leaves this machine.
 SANDBOX_TOKEN = "1000000001:SANDBOX_local_fake_token_not_for_telegram"
 BOT_USERNAME = "sandbox_ketnap_bot"
-WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_DIR = Path(__file__).resolve().parent.parent / "localapi" / "web"  # the page, beside the fake Bot API
 RUN_KINDS = ("reminder", "digest")
 LANGUAGES = ("vi", "en")
 _STATIC = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css",
@@ -102,8 +105,8 @@ class Sandbox:
         self.clock = clock or Clock()
         self.state = BotApiState(bot_username=BOT_USERNAME)
         self.api = BotApiServer(self.state, host=host)
-        self.application: Application | None = None  # type: ignore[type-arg]
-        self._poller: Any = None  # bot.polling.Poller while the bot runs
+        self.application: AdmissionsApplication | None = None
+        self._running: contextlib.AsyncExitStack | None = None  # bot.lifecycle.running while the bot runs
         self.language = "vi"
         self._port = port
         self._web: _WebServer | None = None
@@ -195,32 +198,18 @@ class Sandbox:
             self.state.add_user(person.telegram_id, person.name, "vi")
 
     async def _start_bot(self) -> None:
-        """Build and start the real Application, polling the fake server (as tests/harness.py does)."""
-        from bot.app import build_application, post_init
-        from bot.polling import Poller
-
+        """Build and run the real Application, polling the fake server (bot.lifecycle, as `run` does)."""
         application = build_application(self.bot_config(), clock=self.clock)
-        await application.initialize()
-        await post_init(application)
-        await application.start()
-        self._poller = Poller(application, timeout=10)
-        await self._poller.start()
-        self.application = application
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(running(application, poll=True, jobs=True, poll_timeout=10))
+        self._running, self.application = stack, application
 
     async def _stop_bot(self) -> None:
         """Stop polling and shut the Application down."""
-        from bot.app import post_shutdown
-
-        application, self.application = self.application, None
-        poller, self._poller = self._poller, None
-        if application is None:
-            return
-        if poller is not None:
-            await poller.stop()
-        if application.running:
-            await application.stop()
-        await application.shutdown()
-        await post_shutdown(application)
+        stack, self._running = self._running, None
+        self.application = None
+        if stack is not None:
+            await stack.aclose()
 
     # ------------------------------------------------------------------ what the page can do
 
@@ -292,25 +281,20 @@ class Sandbox:
         async with self._lock:
             self.language = lang
             if self.application is not None:
-                async with self.application.bot_data.sessions.begin() as session:
+                async with self.application.services.db.writing() as session:
                     await session.execute(update(Person).values(language=lang))
 
     async def run_now(self, kind: str) -> dict[str, Any]:
         """Run the weekly reminder or digest now, with the same code as `remind-now`."""
         if kind not in RUN_KINDS:
             raise SandboxError("bad_kind", 404)
-        try:
-            from handlers.reminders import run_weekly  # type: ignore[import-not-found, unused-ignore]
-        except ImportError as exc:
-            raise SandboxError("not_available", 501, f"handlers.reminders.run_weekly: {exc}") from None
         assert self._lock is not None
         async with self._lock:
             if self.application is None:
                 raise SandboxError("not_running", 503)
-            summary = await run_weekly(self.application, kind)
-        if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
-            return json.loads(json.dumps(dataclasses.asdict(summary), default=str))
-        return {"summary": str(summary)}
+            summary = await run_weekly(self.application.services, TelegramOutbox(self.application.bot), kind)
+        return json.loads(json.dumps({**dataclasses.asdict(summary), "nobody_reason": summary.nobody_reason},
+                                     default=str))
 
     def call(self, work: Callable[[], Awaitable[T]], timeout: float = 120.0) -> T:
         """Run a coroutine on the bot's event loop from a web thread and return its result."""

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.i18n import LANGUAGES
+from models.calendar import WEEKDAYS
+
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_DATABASE_URL = "sqlite:///data/bot.db"
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-LANGUAGES = ("vi", "en")
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 
 
@@ -105,6 +106,8 @@ def parse_hhmm(value: Any, key: str) -> time:
 
 def parse_quiet_hours(value: Any, key: str) -> tuple[time, time]:
     """Parse `HH:MM-HH:MM` (may wrap past midnight)."""
+    if isinstance(value, tuple):
+        return value
     parts = str(value).split("-")
     if len(parts) != 2:
         raise ConfigError(f"{key}: expected a range like \"21:00-06:30\", got {value!r}")
@@ -117,6 +120,9 @@ def parse_holidays(value: Any, key: str) -> tuple[tuple[date, date], ...]:
         raise ConfigError(f"{key}: expected a list of dates or date ranges")
     ranges: list[tuple[date, date]] = []
     for item in value:
+        if isinstance(item, tuple):
+            ranges.append(item)
+            continue
         text = item.isoformat() if isinstance(item, date) else str(item).strip()
         first, _, last = text.partition("..")
         try:
@@ -177,7 +183,7 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, pat
         token = _str(token, "telegram.token").strip() or None
     if token and not _TOKEN_RE.match(token):
         raise ConfigError("telegram.token: does not look like a bot token from @BotFather (123456:ABC…)")
-    base_url = _str(tg.get("base_url", DEFAULT_BASE_URL), "telegram.base_url")
+    base_url = _str(tg.get("base_url", TelegramSettings.base_url), "telegram.base_url")
     if not re.match(r"^https?://", base_url):
         raise ConfigError(f"telegram.base_url: expected an http(s) URL, got {base_url!r}")
     base_file_url = tg.get("base_file_url")
@@ -189,42 +195,43 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, pat
     telegram = TelegramSettings(token=token, base_url=base_url, base_file_url=base_file_url, bot_username=username)
 
     dbs = _section(raw, "database", _names(DatabaseSettings))
-    url = _str(dbs.get("url", DEFAULT_DATABASE_URL), "database.url")
+    url = _str(dbs.get("url", DatabaseSettings.url), "database.url")
     if "://" not in url:
-        raise ConfigError(f"database.url: expected an SQLAlchemy URL such as {DEFAULT_DATABASE_URL!r}")
+        raise ConfigError(f"database.url: expected an SQLAlchemy URL such as {DatabaseSettings.url!r}")
     database = DatabaseSettings(url=url)
 
+    # Every default is the dataclass field's: a missing key keeps it.
     b = _section(raw, "bot", _names(BotSettings))
     tz_name = _str(b.get("timezone", BotSettings.timezone), "bot.timezone")
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"bot.timezone: unknown timezone {tz_name!r}") from None
-    language = _str(b.get("language", "vi"), "bot.language")
+    language = _str(b.get("language", BotSettings.language), "bot.language")
     if language not in LANGUAGES:
         raise ConfigError(f"bot.language: expected one of {', '.join(LANGUAGES)}, got {language!r}")
     bot = BotSettings(
         timezone=tz_name,
         language=language,
-        invite_days=_int(b.get("invite_days", 14), "bot.invite_days", 1, 365),
-        undo_hours=_int(b.get("undo_hours", 48), "bot.undo_hours", 1, 24 * 30),
+        invite_days=_int(b.get("invite_days", BotSettings.invite_days), "bot.invite_days", 1, 365),
+        undo_hours=_int(b.get("undo_hours", BotSettings.undo_hours), "bot.undo_hours", 1, 24 * 30),
     )
 
     r = _section(raw, "reminders", _names(ReminderSettings))
-    defaults = ReminderSettings()
+    d = ReminderSettings()
     reminders = ReminderSettings(
-        reminder_day=_weekday(r.get("reminder_day", defaults.reminder_day), "reminders.reminder_day"),
-        reminder_time=parse_hhmm(r.get("reminder_time", "16:00"), "reminders.reminder_time"),
-        digest_day=_weekday(r.get("digest_day", defaults.digest_day), "reminders.digest_day"),
-        digest_time=parse_hhmm(r.get("digest_time", "07:30"), "reminders.digest_time"),
-        quiet_hours=parse_quiet_hours(r.get("quiet_hours", "21:00-06:30"), "reminders.quiet_hours"),
-        holidays=parse_holidays(r.get("holidays", []), "reminders.holidays"),
-        catch_up_hours=_int(r.get("catch_up_hours", 12), "reminders.catch_up_hours", 0, 24 * 7),
+        reminder_day=_weekday(r.get("reminder_day", d.reminder_day), "reminders.reminder_day"),
+        reminder_time=parse_hhmm(r.get("reminder_time", d.reminder_time), "reminders.reminder_time"),
+        digest_day=_weekday(r.get("digest_day", d.digest_day), "reminders.digest_day"),
+        digest_time=parse_hhmm(r.get("digest_time", d.digest_time), "reminders.digest_time"),
+        quiet_hours=parse_quiet_hours(r.get("quiet_hours", d.quiet_hours), "reminders.quiet_hours"),
+        holidays=parse_holidays(r.get("holidays", list(d.holidays)), "reminders.holidays"),
+        catch_up_hours=_int(r.get("catch_up_hours", d.catch_up_hours), "reminders.catch_up_hours", 0, 24 * 7),
     )
 
     s = _section(raw, "sandbox", _names(SandboxSettings))
     sandbox = SandboxSettings(
-        port=_int(s.get("port", 8080), "sandbox.port", 1, 65535),
+        port=_int(s.get("port", SandboxSettings.port), "sandbox.port", 1, 65535),
         database_url=_str(s.get("database_url", SandboxSettings.database_url), "sandbox.database_url"),
     )
     return Config(telegram=telegram, database=database, bot=bot, reminders=reminders, sandbox=sandbox, path=path)

@@ -15,9 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from models.db import reading
+from models.db import Database
 from models.revision import current_revision
 
 
@@ -39,13 +37,13 @@ class FreshCache:
         self._entries.clear()
         self.generation += 1
 
-    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    async def refresh(self, db: Database) -> None:
         """Forget everything if another process changed the data since the last look (at most every `check_every` s)."""
         now = self._monotonic()
         if now - self._checked_at < self.check_every:
             return
         self._checked_at = now
-        async with reading(sessions) as session:
+        async with db.reading() as session:
             revision = await current_revision(session)
         if revision != self._revision:
             if self._revision is not None:

@@ -1,6 +1,6 @@
 """Message catalogs (TOML files per language and feature) and Vietnamese-style number formatting.
 
-`bot/locales/<lang>/<feature>.toml` holds the texts of one feature; a key is `<feature>.<name>`
+`core/locales/<lang>/<feature>.toml` holds the texts of one feature; a key is `<feature>.<name>`
 (nested tables add more dots). Every language must define every key (tests/test_catalog.py).
 """
 

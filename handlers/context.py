@@ -1,0 +1,63 @@
+"""The typed callback context handlers receive, and the shape of a feature module.
+
+Every callback is typed `(update: Update, context: BotContext)`; `context.services` is the one
+`services.runtime.Services` object built in bot.app.build_application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
+
+from models.entities import Role
+from models.people import Scope
+from services.runtime import Services
+from services.telegram import ServicesApplication, services_of
+
+# Who a help line is for: a role, a test of the person's scope, or None for everyone.
+HelpTarget = Role | Callable[[Scope], bool] | None
+
+
+@dataclass(frozen=True)
+class Feature:
+    """What one handlers/ module gives bot.app: handlers, menu commands, help lines, start-up work."""
+
+    handlers: Callable[[], list[BaseHandler[Any, Any, Any]]]
+    commands: Mapping[str, str] = field(default_factory=dict)  # command -> catalog key of its menu text
+    help: tuple[tuple[HelpTarget, str], ...] = ()  # (who, catalog key)
+    on_start: Callable[[Application[Any, Any, Any, Any, Any, Any]], Awaitable[None]] | None = None
+
+
+class ChatApplication(ServicesApplication):
+    """The Application with its services and the features registered on it (bot.app builds it)."""
+
+    def __init__(self, *, features: tuple[Feature, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.features = features
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], dict[str, Any]]):
+    """CallbackContext with the project's services."""
+
+    def __init__(self, application: Application, chat_id: int | None = None,  # type: ignore[type-arg]
+                 user_id: int | None = None):
+        super().__init__(application=application, chat_id=chat_id, user_id=user_id)
+        # The registered sender's stored language, set by the guard (handlers/registration.py);
+        # one context serves all the handlers of one update.
+        self.language: str | None = None
+
+    @property
+    def services(self) -> Services:
+        """Return the services of the application."""
+        return services_of(self.application)
+
+    @property
+    def help_lines(self) -> list[tuple[HelpTarget, str]]:
+        """Return every feature's help lines, in the order the features are registered."""
+        application = self.application
+        features = application.features if isinstance(application, ChatApplication) else ()
+        return [line for feature in features for line in feature.help]
+
