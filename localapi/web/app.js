@@ -144,6 +144,7 @@ function bubble(entry) {
 
   if (Array.isArray(message.photo) && message.photo.length) {
     const biggest = message.photo[message.photo.length - 1];
+    row.classList.add("wide");  // a chart takes the whole width the chat allows
     const img = document.createElement("img");
     img.className = "photo";
     img.alt = "";
@@ -184,6 +185,7 @@ function bubble(entry) {
 
   const keyboard = (message.reply_markup || {}).inline_keyboard;
   if (!mine && Array.isArray(keyboard) && keyboard.length) {
+    row.classList.add("wide");  // buttons get the whole width, as in Telegram: short labels never break
     const pad = document.createElement("div");
     pad.className = "keyboard";
     for (const buttons of keyboard) {
