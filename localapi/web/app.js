@@ -379,6 +379,23 @@ function saveSeenAnswers() {
   try { sessionStorage.setItem(SEEN_KEY, JSON.stringify([...state.seenAnswers])); } catch (_) { /* private mode */ }
 }
 
+// How many bot messages of each chat were looked at, kept over a reload so badges do not come back.
+const SEEN_COUNTS_KEY = "sandbox.seenCounts";
+function loadSeenCounts(chats) {
+  let stored = {};
+  try { stored = JSON.parse(sessionStorage.getItem(SEEN_COUNTS_KEY) || "{}") || {}; } catch (_) { /* start afresh */ }
+  chats.forEach((chat, index) => {
+    const id = state.people[index].id;
+    const count = chat.history.filter((e) => e.from === "bot").length;
+    // A chat this tab never counted: what is there now is old news, not unread.
+    state.seen[id] = typeof stored[id] === "number" ? Math.min(stored[id], count) : count;
+  });
+}
+
+function saveSeenCounts() {
+  try { sessionStorage.setItem(SEEN_COUNTS_KEY, JSON.stringify(state.seen)); } catch (_) { /* private mode */ }
+}
+
 // Take every answer of every chat in: show the current person's newest unseen one, mark the rest seen.
 // Ids the server no longer has are forgotten, so a restarted sandbox that counts its ids from 1 again
 // is not mistaken for answers already shown.
@@ -413,6 +430,8 @@ async function refresh() {
     chats.forEach((chat, index) => {
       const id = state.people[index].id;
       state.counts[id] = chat.history.filter((e) => e.from === "bot").length;
+      // A reset or restarted sandbox has fewer messages than were seen: start counting from there.
+      if (state.seen[id] === undefined || state.seen[id] > state.counts[id]) state.seen[id] = Math.min(state.seen[id] || 0, state.counts[id]);
       if (id !== state.current) return;
       state.seen[id] = state.counts[id];
       const json = JSON.stringify(chat.history);
@@ -422,6 +441,7 @@ async function refresh() {
       }
     });
     takeAnswers(chats, true);
+    saveSeenCounts();
     drawPeople();
   } catch (error) {
     /* the sandbox may be restarting; try again on the next tick */
@@ -591,7 +611,11 @@ async function start() {
   await loadInfo();
   // Answers already there when the page opens were shown before (or belong to an old visit): never again.
   loadSeenAnswers();
-  try { takeAnswers(await fetchChats(), false); } catch (_) { /* the next poll tries again */ }
+  try {
+    const chats = await fetchChats();
+    takeAnswers(chats, false);
+    loadSeenCounts(chats);
+  } catch (_) { /* the next poll tries again */ }
   let saved = null;
   try { saved = Number(localStorage.getItem("sandbox.person")); } catch (_) { /* private mode */ }
   const first = state.people.find((p) => p.id === saved) || state.people[0];
