@@ -2,22 +2,35 @@
 "use strict";
 
 const POLL_MS = 700;
+const INFO_MS = 60_000;                     // how often the sandbox's date and time zone are read again
+const DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh";  // the bot's zone when the server does not say
+const SEEN_KEY = "sandbox.seenAnswers";      // sessionStorage: button answers this tab already showed
 const state = {
   lang: "vi",
   people: [],
   current: null,
+  timezone: DEFAULT_TIMEZONE,  // the bot's time zone (IANA), from /api/people
+  today: null,                 // the sandbox clock's date (ISO), from /api/people
+  clock: null,                 // "seed" or "real", from /api/people
   rendered: {},   // user id -> JSON of the history last drawn
+  drawn: {},      // user id -> {message id: JSON} of the messages last drawn
   seen: {},       // user id -> bot messages already looked at
   counts: {},     // user id -> bot messages now
-  shownAnswers: new Set(),
+  seenAnswers: new Set(),  // callback answer ids already shown (or there before the page loaded)
+  stick: true,    // the chat is scrolled to its end: keep it there when things grow
   polling: false,
 };
 
 const $ = (id) => document.getElementById(id);
+const locale = () => (state.lang === "vi" ? "vi-VN" : "en-GB");
+// Numbers the reader's way: 1.234,5 in Vietnamese, 1,234.5 in English.
+const number = (value) => new Intl.NumberFormat(locale()).format(value);
 const t = (key, values) => {
   const words = (window.I18N[state.lang] || window.I18N.vi);
   let text = key.split(".").reduce((table, part) => (table ? table[part] : undefined), words) || key;
-  for (const [name, value] of Object.entries(values || {})) text = text.replace(`{${name}}`, value);
+  for (const [name, value] of Object.entries(values || {})) {
+    text = text.replace(`{${name}}`, typeof value === "number" ? number(value) : value);
+  }
   return text;
 };
 
@@ -83,12 +96,42 @@ function formatted(text, parseMode) {
   return box;
 }
 
-// ---------------------------------------------------------------- drawing
+// ---------------------------------------------------------------- dates and times
 
-function timeOf(seconds) {
-  const date = new Date(seconds * 1000);
-  return date.toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+// "2026-06-30" -> "30/06/2026" (the same in both languages, as the bot writes dates).
+function dayOf(iso) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(iso || ""));
+  return match ? `${match[3]}/${match[2]}/${match[1]}` : "";
 }
+
+const formats = {};
+function formatIn(kind) {
+  const key = `${kind}|${locale()}|${state.timezone}`;
+  if (!formats[key]) {
+    const options = kind === "time"
+      ? { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
+      : { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    try {
+      formats[key] = new Intl.DateTimeFormat(locale(), { ...options, timeZone: state.timezone });
+    } catch (_) {  // a zone this browser does not know
+      formats[key] = new Intl.DateTimeFormat(locale(), { ...options, timeZone: DEFAULT_TIMEZONE });
+    }
+  }
+  return formats[key];
+}
+
+// A message's time of day in the bot's time zone (not the browser's).
+function timeOf(seconds) {
+  return formatIn("time").format(new Date(seconds * 1000));
+}
+
+// dd/mm/yyyy HH:mm in the bot's time zone.
+function dateTimeOf(seconds) {
+  const parts = Object.fromEntries(formatIn("full").formatToParts(new Date(seconds * 1000)).map((p) => [p.type, p.value]));
+  return `${parts.day}/${parts.month}/${parts.year} ${parts.hour}:${parts.minute}`;
+}
+
+// ---------------------------------------------------------------- drawing
 
 function bubble(entry) {
   const message = entry.message;
@@ -101,9 +144,15 @@ function bubble(entry) {
 
   if (Array.isArray(message.photo) && message.photo.length) {
     const biggest = message.photo[message.photo.length - 1];
+    row.classList.add("wide");  // a chart takes the whole width the chat allows
     const img = document.createElement("img");
     img.className = "photo";
     img.alt = "";
+    if (biggest.width && biggest.height) {  // keeps the place while it loads: no jump
+      img.width = biggest.width;
+      img.height = biggest.height;
+    }
+    img.addEventListener("load", keepAtEnd);
     img.src = `/api/file/${encodeURIComponent(biggest.file_id)}?inline=1`;
     box.append(img);
   }
@@ -112,14 +161,14 @@ function bubble(entry) {
     link.className = "document";
     link.href = `/api/file/${encodeURIComponent(message.document.file_id)}`;
     link.download = message.document.file_name || "file";
-    const size = message.document.file_size ? ` · ${Math.max(1, Math.round(message.document.file_size / 1024))} KB` : "";
-    link.innerHTML = '<span class="doc-icon" aria-hidden="true">📄</span>';
+    link.innerHTML = '<span class="doc-icon" aria-hidden="true">⬇</span>';
     const name = document.createElement("span");
     name.className = "doc-name";
-    name.textContent = `${message.document.file_name || "file"}${size}`;
+    name.textContent = message.document.file_name || "file";
     const hint = document.createElement("span");
     hint.className = "doc-hint";
-    hint.textContent = t("download");
+    const size = message.document.file_size ? `${number(Math.max(1, Math.round(message.document.file_size / 1024)))} KB · ` : "";
+    hint.textContent = `${size}${t("download")}`;
     link.append(name, hint);
     box.append(link);
   }
@@ -128,12 +177,15 @@ function bubble(entry) {
 
   const meta = document.createElement("div");
   meta.className = "meta";
-  meta.textContent = (message.edit_date ? `${t("edited")} · ` : "") + timeOf(message.edit_date || message.date);
+  const when = message.edit_date || message.date;
+  meta.textContent = (message.edit_date ? `${t("edited")} · ` : "") + timeOf(when);
+  if (state.clock !== "seed") meta.title = dateTimeOf(when);  // a seed clock's date is not the wall clock's
   box.append(meta);
   row.append(box);
 
   const keyboard = (message.reply_markup || {}).inline_keyboard;
   if (!mine && Array.isArray(keyboard) && keyboard.length) {
+    row.classList.add("wide");  // buttons get the whole width, as in Telegram: short labels never break
     const pad = document.createElement("div");
     pad.className = "keyboard";
     for (const buttons of keyboard) {
@@ -170,9 +222,35 @@ function bubble(entry) {
   return row;
 }
 
+function atEnd(list) {
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+}
+
+function scrollToEnd() {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+  state.stick = true;
+}
+
+// Something grew or shrank (a photo loaded, the notice bar came or went, the keyboard opened):
+// a chat that was at its end stays there.
+function keepAtEnd() {
+  if (state.stick) scrollToEnd();
+}
+
 function drawChat(history) {
   const list = $("messages");
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const sameUser = list.dataset.user === String(state.current);
+  const before = (sameUser && state.drawn[state.current]) || {};
+  const now = {};
+  let changed = null;  // the newest message that is new or was edited since the last drawing
+  for (const entry of history) {
+    const json = JSON.stringify(entry.message);
+    now[entry.message.message_id] = json;
+    if (before[entry.message.message_id] !== json) changed = entry.message.message_id;
+  }
+  state.drawn[state.current] = now;
+  const top = list.scrollTop;
   list.replaceChildren();
   if (!history.length) {
     const empty = document.createElement("div");
@@ -181,20 +259,36 @@ function drawChat(history) {
     list.append(empty);
   }
   for (const entry of history) list.append(bubble(entry));
-  if (nearBottom || list.dataset.user !== String(state.current)) list.scrollTop = list.scrollHeight;
   list.dataset.user = String(state.current);
+  const last = history.length ? history[history.length - 1].message.message_id : null;
+  if (!sameUser || state.stick || (changed !== null && changed === last)) {
+    scrollToEnd();  // a new message or an edit of the newest: show the end of the chat
+  } else if (changed !== null) {
+    list.scrollTop = top;
+    const row = list.querySelector(`[data-message-id="${changed}"]`);
+    if (row) row.scrollIntoView({ block: "nearest" });  // an older message was edited: bring it into view
+    state.stick = atEnd(list);
+  } else {
+    list.scrollTop = top;
+  }
+}
+
+function personLine(person) {
+  return `${t(`roles.${person.role}`)} · ${person.unit}`;
 }
 
 function drawPeople() {
   const list = $("people-list");
   list.replaceChildren();
-  for (const person of state.people) {
+  const select = $("person-select");
+  if (select.options.length !== state.people.length) select.replaceChildren();
+  state.people.forEach((person, index) => {
+    const unread = person.id === state.current ? 0 : Math.max(0, (state.counts[person.id] || 0) - (state.seen[person.id] || 0));
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
     button.className = "person" + (person.id === state.current ? " on" : "");
     button.dataset.personId = person.id;
-    const unread = Math.max(0, (state.counts[person.id] || 0) - (state.seen[person.id] || 0));
     button.innerHTML = '<span class="avatar" aria-hidden="true"></span><span class="who"><span class="name"></span>' +
       '<span class="role"></span></span>';
     const words = person.name.split(" ");
@@ -202,38 +296,69 @@ function drawPeople() {
     avatar.textContent = words[0].slice(0, 1) + words[words.length - 1].slice(0, 1);
     avatar.dataset.role = person.role;
     button.querySelector(".name").textContent = person.name;
-    button.querySelector(".role").textContent = `${t(`roles.${person.role}`)} · ${person.unit}`;
-    if (unread && person.id !== state.current) {
+    button.querySelector(".role").textContent = personLine(person);
+    if (unread) {
       const badge = document.createElement("span");
       badge.className = "badge";
-      badge.textContent = unread;
+      badge.textContent = number(unread);
       button.append(badge);
     }
     button.addEventListener("click", () => choose(person.id));
     item.append(button);
     list.append(item);
-  }
+
+    // The phone's drop-down: only touched when its words change, so an open picker is not disturbed.
+    let option = select.options[index];
+    if (!option) {
+      option = document.createElement("option");
+      select.append(option);
+    }
+    const label = `${person.name} · ${personLine(person)}${unread ? ` — ${t("unread", { count: unread })}` : ""}`;
+    if (option.value !== String(person.id)) option.value = String(person.id);
+    if (option.textContent !== label) option.textContent = label;
+  });
+  if (state.current !== null && select.value !== String(state.current)) select.value = String(state.current);
   const person = state.people.find((p) => p.id === state.current);
   $("chat-name").textContent = person ? person.name : "";
-  $("chat-role").textContent = person ? `${t(`roles.${person.role}`)} · ${person.unit}` : "";
+  $("chat-role").textContent = person ? personLine(person) : "";
+}
+
+function drawBanner() {
+  const banner = $("banner");
+  const day = dayOf(state.today);
+  banner.hidden = !day;
+  banner.textContent = day ? t("banner", { date: day }) : "";
+  banner.title = day && state.clock ? t(state.clock === "seed" ? "clockSeed" : "clockReal", { timezone: state.timezone }) : "";
+  if (state.clock) banner.dataset.clock = state.clock;
 }
 
 function drawWords() {
   document.documentElement.lang = state.lang;
   for (const element of document.querySelectorAll("[data-t]")) element.textContent = t(element.dataset.t);
   for (const element of document.querySelectorAll("[data-t-placeholder]")) element.placeholder = t(element.dataset.tPlaceholder);
+  for (const element of document.querySelectorAll("[data-t-aria]")) element.setAttribute("aria-label", t(element.dataset.tAria));
   for (const button of document.querySelectorAll(".lang button")) button.classList.toggle("on", button.dataset.lang === state.lang);
   document.title = `${t("subtitle")} — ${t("title")}`;
+  drawBanner();
 }
 
-let toastTimer = null;
-function toast(text, kind) {
-  const box = $("toast");
-  box.textContent = text;
-  box.className = `toast ${kind || ""}`;
+// The one notice bar under the chat header: button answers and the page's own messages.
+// An alert (show_alert, or an error) stays until closed, as Telegram's alert waits for OK.
+let noticeTimer = null;
+function notify(text, kind) {
+  const box = $("notice");
+  $("notice-text").textContent = text;
+  box.className = `notice ${kind || ""}`;
   box.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { box.hidden = true; }, kind === "alert" ? 6000 : 3500);
+  clearTimeout(noticeTimer);
+  if (kind !== "alert") noticeTimer = setTimeout(closeNotice, 4000);
+  keepAtEnd();
+}
+
+function closeNotice() {
+  clearTimeout(noticeTimer);
+  $("notice").hidden = true;
+  keepAtEnd();
 }
 
 function problem(error) {
@@ -241,16 +366,72 @@ function problem(error) {
   return t("error", { error: (error.data && (error.data.detail || error.data.error)) || error.message });
 }
 
+// ---------------------------------------------------------------- button answers, each shown once
+
+function loadSeenAnswers() {
+  try {
+    const ids = JSON.parse(sessionStorage.getItem(SEEN_KEY) || "[]");
+    if (Array.isArray(ids)) for (const id of ids) state.seenAnswers.add(String(id));
+  } catch (_) { /* private mode or garbage: start empty */ }
+}
+
+function saveSeenAnswers() {
+  try { sessionStorage.setItem(SEEN_KEY, JSON.stringify([...state.seenAnswers])); } catch (_) { /* private mode */ }
+}
+
+// How many bot messages of each chat were looked at, kept over a reload so badges do not come back.
+const SEEN_COUNTS_KEY = "sandbox.seenCounts";
+function loadSeenCounts(chats) {
+  let stored = {};
+  try { stored = JSON.parse(sessionStorage.getItem(SEEN_COUNTS_KEY) || "{}") || {}; } catch (_) { /* start afresh */ }
+  chats.forEach((chat, index) => {
+    const id = state.people[index].id;
+    const count = chat.history.filter((e) => e.from === "bot").length;
+    // A chat this tab never counted: what is there now is old news, not unread.
+    state.seen[id] = typeof stored[id] === "number" ? Math.min(stored[id], count) : count;
+  });
+}
+
+function saveSeenCounts() {
+  try { sessionStorage.setItem(SEEN_COUNTS_KEY, JSON.stringify(state.seen)); } catch (_) { /* private mode */ }
+}
+
+// Take every answer of every chat in: show the current person's newest unseen one, mark the rest seen.
+// Ids the server no longer has are forgotten, so a restarted sandbox that counts its ids from 1 again
+// is not mistaken for answers already shown.
+function takeAnswers(chats, show) {
+  const existing = new Set();
+  let newest = null;
+  chats.forEach((chat, index) => {
+    for (const answer of chat.answers || []) {
+      const id = String(answer.id);
+      existing.add(id);
+      if (state.seenAnswers.has(id)) continue;
+      state.seenAnswers.add(id);
+      if (show && state.people[index].id === state.current) newest = answer;
+    }
+  });
+  for (const id of [...state.seenAnswers]) if (!existing.has(id)) state.seenAnswers.delete(id);
+  saveSeenAnswers();
+  if (newest) notify(newest.text, newest.show_alert ? "alert" : "");
+}
+
 // ---------------------------------------------------------------- acting
+
+async function fetchChats() {
+  return Promise.all(state.people.map((p) => api("GET", `/api/chat?user=${p.id}`)));
+}
 
 async function refresh() {
   if (state.polling) return;
   state.polling = true;
   try {
-    const chats = await Promise.all(state.people.map((p) => api("GET", `/api/chat?user=${p.id}`)));
+    const chats = await fetchChats();
     chats.forEach((chat, index) => {
       const id = state.people[index].id;
       state.counts[id] = chat.history.filter((e) => e.from === "bot").length;
+      // A reset or restarted sandbox has fewer messages than were seen: start counting from there.
+      if (state.seen[id] === undefined || state.seen[id] > state.counts[id]) state.seen[id] = Math.min(state.seen[id] || 0, state.counts[id]);
       if (id !== state.current) return;
       state.seen[id] = state.counts[id];
       const json = JSON.stringify(chat.history);
@@ -258,12 +439,9 @@ async function refresh() {
         state.rendered[id] = json;
         drawChat(chat.history);
       }
-      for (const answer of chat.answers) {
-        if (state.shownAnswers.has(answer.id)) continue;
-        state.shownAnswers.add(answer.id);
-        toast(answer.text, answer.show_alert ? "alert" : "");
-      }
     });
+    takeAnswers(chats, true);
+    saveSeenCounts();
     drawPeople();
   } catch (error) {
     /* the sandbox may be restarting; try again on the next tick */
@@ -279,16 +457,18 @@ function choose(id) {
   try { localStorage.setItem("sandbox.person", String(id)); } catch (_) { /* private mode */ }
   drawPeople();
   refresh();
-  $("text").focus();
+  // On a touch screen focusing would open the keyboard over half the chat at every pick.
+  if (!window.matchMedia("(pointer: coarse)").matches) $("text").focus();
 }
 
 async function send(text) {
   if (!text.trim() || state.current === null) return;
   try {
     await api("POST", "/api/send", { user: state.current, text });
+    state.stick = true;  // one's own message: go to the end, where the answer will come
     refresh();
   } catch (error) {
-    toast(problem(error), "alert");
+    notify(problem(error), "alert");
   }
 }
 
@@ -298,7 +478,7 @@ async function tap(messageId, data, control) {
     await api("POST", "/api/tap", { user: state.current, message_id: messageId, data });
     refresh();
   } catch (error) {
-    toast(problem(error), "alert");
+    notify(problem(error), "alert");
   } finally {
     setTimeout(() => { control.disabled = false; }, 600);
   }
@@ -332,49 +512,58 @@ async function showMenu() {
     }
     menu.hidden = false;
   } catch (error) {
-    toast(problem(error), "alert");
+    notify(problem(error), "alert");
   }
 }
 
+function summaryOf(result) {
+  return Object.entries(result)
+    .map(([k, v]) => `${k}: ${typeof v === "number" ? number(v) : typeof v === "object" ? JSON.stringify(v) : v}`)
+    .join(", ");
+}
+
 async function runNow(kind, button) {
+  closeActions();
   button.disabled = true;
-  toast(t("working"));
+  notify(t("working"));
   try {
     const data = await api("POST", `/api/run/${kind}`, {});
     const result = data.result || {};
     if (typeof result.sent === "number") {
-      toast(t("runSent", { sent: result.sent, recipients: result.recipients ?? "?", skipped: result.skipped ?? 0 }));
+      notify(t("runSent", { sent: result.sent, recipients: result.recipients ?? "?", skipped: result.skipped ?? 0 }));
     } else {
-      const summary = Object.entries(result).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
-      toast(t("runDone", { summary: summary || kind }));
+      notify(t("runDone", { summary: summaryOf(result) || kind }));
     }
     refresh();
   } catch (error) {
-    toast(problem(error), "alert");
+    notify(problem(error), "alert");
   } finally {
     button.disabled = false;
   }
 }
 
 async function reset(button) {
+  closeActions();
   if (!window.confirm(t("resetConfirm"))) return;
   button.disabled = true;
-  toast(t("working"));
+  notify(t("working"));
   try {
     await api("POST", "/api/reset", {});
     state.rendered = {};
+    state.drawn = {};
     state.seen = {};
-    state.shownAnswers.clear();
-    toast(t("resetDone"));
+    notify(t("resetDone"));
+    loadInfo().catch(() => {});
     refresh();
   } catch (error) {
-    toast(problem(error), "alert");
+    notify(problem(error), "alert");
   } finally {
     button.disabled = false;
   }
 }
 
 async function setLanguage(lang) {
+  closeActions();
   try {
     await api("POST", "/api/lang", { lang });
     state.lang = lang;
@@ -382,18 +571,51 @@ async function setLanguage(lang) {
     drawWords();
     drawPeople();
     $("menu").hidden = true;
+    if (!$("notice").hidden && !$("notice").classList.contains("alert")) closeNotice();  // words of the old language
     state.rendered = {};
     refresh();
   } catch (error) {
-    toast(problem(error), "alert");
+    notify(problem(error), "alert");
   }
 }
 
-async function start() {
+// ---------------------------------------------------------------- the phone's action menu
+
+function closeActions() {
+  $("topbar").classList.remove("open");
+  $("more").setAttribute("aria-expanded", "false");
+}
+
+function toggleActions(event) {
+  event.stopPropagation();
+  const open = !$("topbar").classList.contains("open");
+  $("topbar").classList.toggle("open", open);
+  $("more").setAttribute("aria-expanded", String(open));
+}
+
+// ---------------------------------------------------------------- start
+
+// The people, the page language, and (when the server says) the bot's time zone and the sandbox's date.
+async function loadInfo() {
   const info = await api("GET", "/api/people");
   state.people = info.people;
-  state.lang = info.lang || "vi";
+  state.lang = info.lang || state.lang;
+  if (typeof info.timezone === "string" && info.timezone) state.timezone = info.timezone;
+  state.today = typeof info.today === "string" ? info.today : null;
+  state.clock = typeof info.clock === "string" ? info.clock : null;
   drawWords();
+  return info;
+}
+
+async function start() {
+  await loadInfo();
+  // Answers already there when the page opens were shown before (or belong to an old visit): never again.
+  loadSeenAnswers();
+  try {
+    const chats = await fetchChats();
+    takeAnswers(chats, false);
+    loadSeenCounts(chats);
+  } catch (_) { /* the next poll tries again */ }
   let saved = null;
   try { saved = Number(localStorage.getItem("sandbox.person")); } catch (_) { /* private mode */ }
   const first = state.people.find((p) => p.id === saved) || state.people[0];
@@ -411,10 +633,20 @@ async function start() {
   for (const button of document.querySelectorAll(".lang button")) {
     button.addEventListener("click", () => setLanguage(button.dataset.lang));
   }
+  $("person-select").addEventListener("change", (e) => choose(Number(e.currentTarget.value)));
+  $("more").addEventListener("click", toggleActions);
+  $("actions").addEventListener("click", (e) => e.stopPropagation());
+  document.addEventListener("click", closeActions);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") { closeActions(); $("menu").hidden = true; } });
+  $("notice-close").addEventListener("click", closeNotice);
+  const list = $("messages");
+  list.addEventListener("scroll", () => { state.stick = atEnd(list); }, { passive: true });
+  if (window.ResizeObserver) new ResizeObserver(keepAtEnd).observe(list);
   if (first) choose(first.id);
   setInterval(refresh, POLL_MS);
+  setInterval(() => { loadInfo().then(drawPeople).catch(() => {}); }, INFO_MS);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  start().catch((error) => toast(problem(error), "alert"));
+  start().catch((error) => notify(problem(error), "alert"));
 });
