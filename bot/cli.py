@@ -283,7 +283,7 @@ def cmd_run(cli: Cli, args: argparse.Namespace) -> int:
         no_token(cli.config, cli.texts)
         for lang in ("vi", "en"):
             cli.err(cli.texts.get("sandbox.starting_instead", lang))
-        return run_sandbox(cli, cli.config.sandbox.port if args.port is None else args.port)
+        return run_sandbox(cli, cli.config.sandbox.port if args.port is None else args.port, args.real_date)
     from bot.app import build_application
     from bot.lifecycle import AlreadyRunning, running
     from core.logs import configure_logging
@@ -325,7 +325,7 @@ def _both(cli: Cli, key: str, **values: Any) -> str:
     return "\n".join(cli.texts.get(key, lang, **values) for lang in ("vi", "en"))
 
 
-def run_sandbox(cli: Cli, port: int) -> int:
+def run_sandbox(cli: Cli, port: int, real_date: bool = False) -> int:
     """Run the local sandbox (fake Bot API, the real bot, web chat) until Ctrl+C; print the banner."""
     import errno
     import logging
@@ -338,12 +338,14 @@ def run_sandbox(cli: Cli, port: int) -> int:
     def ready(sandbox: Sandbox) -> None:
         database = make_url(sandbox.database_url).render_as_string(hide_password=True)
         for lang in ("vi", "en"):
-            cli.out(cli.texts.get("sandbox.banner", lang, url=sandbox.url, database=database, config=where))
+            cli.out(cli.texts.get("sandbox.banner", lang, url=sandbox.url, database=database, config=where,
+                                  today=sandbox.today().strftime("%d/%m/%Y"),
+                                  clock=cli.texts.get(f"sandbox.clock_{sandbox.clock_kind}", lang)))
 
     configure_logging()
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the demo database is migrated at every start
     try:
-        asyncio.run(serve(cli.config, port, ready))
+        asyncio.run(serve(cli.config, port, ready, real_date))
     except KeyboardInterrupt:  # Ctrl+C before the signal handlers were in place
         pass
     except SandboxError as exc:
@@ -351,15 +353,15 @@ def run_sandbox(cli: Cli, port: int) -> int:
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
-        raise CliError(cli.texts.get("sandbox.port_in_use", cli.lang, port=port, error=exc.strerror or exc,
-                                     config=where)) from None
+        raise CliError(_both(cli, "sandbox.port_in_use", port=port, error=exc.strerror or exc,
+                             config=where)) from None
     cli.out(cli.texts.get("sandbox.stopped", cli.lang))
     return 0
 
 
 def cmd_sandbox(cli: Cli, args: argparse.Namespace) -> int:
     """Run the local try-it-out sandbox with a web chat on 127.0.0.1 (no token needed)."""
-    return run_sandbox(cli, cli.config.sandbox.port if args.port is None else args.port)
+    return run_sandbox(cli, cli.config.sandbox.port if args.port is None else args.port, args.real_date)
 
 
 def _port(value: str) -> int:
@@ -370,6 +372,7 @@ def _port(value: str) -> int:
 
 def _sandbox_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
     parser.add_argument("--port", type=_port, metavar="PORT", help=t("arg.port"))
+    parser.add_argument("--real-date", dest="real_date", action="store_true", help=t("arg.real_date"))
 
 
 async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ database or bot work to the bot's event loop. Only 127.0.0.1 is ever bound.
 from __future__ import annotations
 
 import asyncio
+from datetime import date, datetime
 import contextlib
 import dataclasses
 import json
@@ -32,7 +33,7 @@ from sqlalchemy import MetaData, update
 from sqlalchemy.engine import make_url
 from bot.app import AdmissionsApplication, build_application
 from bot.lifecycle import running
-from core.clock import Clock
+from core.clock import Clock, ShiftedClock
 from core.config import Config, DatabaseSettings, TelegramSettings
 from localapi.demo import PEOPLE, UNITS, seed_demo
 from localapi.server import BotApiServer, BotApiState
@@ -87,6 +88,12 @@ def recreate_database(url: str) -> None:
     migrate(url)
 
 
+def seed_moment(config: Config) -> datetime:
+    """Return now's time of day on 30 June of the current year, in the bot's timezone."""
+    now = datetime.now(config.bot.tz)
+    return now.replace(month=6, day=30)
+
+
 def same_database(first: str, second: str) -> bool:
     """Tell whether two URLs name the same database (SQLite files compared by resolved path)."""
     a, b = make_url(first), make_url(second)
@@ -98,11 +105,16 @@ def same_database(first: str, second: str) -> bool:
 class Sandbox:
     """The fake Bot API, the real bot and the web chat, started and stopped together."""
 
-    def __init__(self, config: Config, port: int, host: str = "127.0.0.1", clock: Clock | None = None) -> None:
-        """Prepare (nothing runs until :meth:`start`); `port` 0 picks a free one."""
+    def __init__(self, config: Config, port: int, host: str = "127.0.0.1", clock: Clock | None = None,
+                 real_date: bool = False) -> None:
+        """Prepare (nothing runs until :meth:`start`); `port` 0 picks a free one.
+
+        The sandbox's clock stands at 30 June of the current year (the seed article's mid-year
+        moment: 23/90 is then half a year's work) and runs on from there, unless `real_date`."""
         self.config = config
         self.host = host
-        self.clock = clock or Clock()
+        self.clock_kind = "real" if real_date or clock is not None else "seed"
+        self.clock = clock or (Clock() if real_date else ShiftedClock(seed_moment(config)))
         self.state = BotApiState(bot_username=BOT_USERNAME)
         self.api = BotApiServer(self.state, host=host)
         self.application: AdmissionsApplication | None = None
@@ -127,6 +139,10 @@ class Sandbox:
     def url(self) -> str:
         """The web page's address."""
         return f"http://{self.host}:{self.port}/"
+
+    def today(self) -> date:
+        """Return the sandbox's today in the bot's timezone."""
+        return self.clock.today(self.config.bot.tz)
 
     @property
     def database_url(self) -> str:
@@ -360,7 +376,9 @@ class _WebHandler(BaseHTTPRequestHandler):
             elif path == "/favicon.ico":
                 self._send(204, b"", "image/x-icon", {})
             elif path == "/api/people":
-                self._json(200, {"people": sandbox.people(), "lang": sandbox.language, "bot": BOT_USERNAME})
+                self._json(200, {"people": sandbox.people(), "lang": sandbox.language, "bot": BOT_USERNAME,
+                                 "timezone": sandbox.config.bot.timezone, "today": sandbox.today().isoformat(),
+                                 "clock": sandbox.clock_kind})
             elif path == "/api/chat":
                 self._json(200, sandbox.chat(_int(query.get("user"))))
             elif path == "/api/commands":
@@ -440,11 +458,11 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and re.fullmatch(r"\d{1,15}", value) else None
 
 
-async def serve(config: Config, port: int, on_ready: Callable[[Sandbox], None]) -> None:
+async def serve(config: Config, port: int, on_ready: Callable[[Sandbox], None], real_date: bool = False) -> None:
     """Run the sandbox until Ctrl+C (SIGINT) or SIGTERM; call on_ready once it is up."""
     import signal
 
-    sandbox = await Sandbox(config, port).start()
+    sandbox = await Sandbox(config, port, real_date=real_date).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

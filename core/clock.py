@@ -35,3 +35,15 @@ class FixedClock(Clock):
     def advance(self, delta: timedelta) -> None:
         """Move the clock forward by `delta`."""
         self._at += delta
+
+
+class ShiftedClock(Clock):
+    """Real time moved to start at another moment (the sandbox lives on the seed article's day)."""
+
+    def __init__(self, at: datetime):
+        if at.tzinfo is None:
+            raise ValueError("ShiftedClock needs an aware datetime")
+        self._offset = at - datetime.now(timezone.utc)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + self._offset
