@@ -273,11 +273,13 @@ def _children(ax, rows: list[Row], hidden: int, *, percent_mode: bool) -> None: 
                 color=GREY if value is None else "black", style="italic" if value is None else "normal")
     if percent_mode:
         ax.axvline(100, color=GREEN, linewidth=1, linestyle=":")
-    ax.set_yticks(positions, [name for name, *_ in rows])
+    for y, (name, *_) in zip(positions, rows):  # plain texts: matplotlib's Tick objects cost ~8 ms each
+        ax.annotate(name, (0, y), xycoords=ax.get_yaxis_transform(), xytext=(-4, 0), textcoords="offset points",
+                    ha="right", va="center", fontsize=TICK_SIZE)
+    ax.set_yticks([])
     ax.set_ylim(-0.5 - (1 if hidden else 0), len(rows) - 0.5)
     if hidden:
         ax.text(0, -1, f"… +{hidden}", va="center", ha="left", fontsize=TICK_SIZE, color=GREY)
-    ax.tick_params(axis="y", labelsize=TICK_SIZE, length=0)
     ax.set_xticks([])
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
@@ -300,12 +302,23 @@ def _text_width(lines: Sequence[str], size: float, bold: bool = False) -> float:
     return max((_line_width(line, size, bold) for line in lines), default=0.0)
 
 
-@lru_cache(maxsize=2048)
 def _line_width(line: str, size: float, bold: bool) -> float:
-    """Return the width in inches of one line (FreeType's layout costs about 1 ms a call: names recur)."""
-    from matplotlib.textpath import text_to_path
+    """Return the width in inches of one line: the sum of its characters' advances (no kerning, 2 % spare).
 
-    return text_to_path.get_text_width_height_descent(line, _font(size, bold), ismath=False)[0] / 72
+    FreeType's full layout costs about 1 ms a string; one glyph's advance, cached, costs nothing.
+    """
+    return sum(_advance(char, bold) for char in line) * size * 1.02 / 72
+
+
+@lru_cache(maxsize=4096)
+def _advance(char: str, bold: bool) -> float:
+    """Return a character's advance in ems (combining marks advance nothing)."""
+    from matplotlib.font_manager import findfont, get_font
+    from matplotlib.ft2font import LoadFlags
+
+    font = get_font(findfont(_font(10, bold)))
+    font.set_size(100, 72)  # a 100 px em: the advance (16.16 fixed point) in px, / 100 in ems
+    return font.load_char(ord(char), flags=LoadFlags.NO_HINTING).linearHoriAdvance / 65536 / 100
 
 
 def _lines_height(lines: int, size: float) -> float:
