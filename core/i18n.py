@@ -88,7 +88,7 @@ class Translator:
         return format_number(value, self.lang)
 
     def percent(self, value: Decimal | float | None) -> str:
-        """Format a percentage: 53,8 % in Vietnamese, 53.8% in English; "—" without a value."""
+        """Format a percentage: 53,8\u00a0% in Vietnamese, 53.8% in English; "—" without a value."""
         return format_percent(value, self.lang)
 
     def date(self, value: date) -> str:
@@ -109,10 +109,11 @@ def format_number(value: int | float | Decimal, lang: str = "vi") -> str:
 
 
 def format_percent(value: Decimal | float | None, lang: str = "vi") -> str:
-    """Format a percentage with one decimal (53,8 % / 53.8%)."""
+    """Format a percentage with one decimal: 53,8\u00a0% (a no-break space, so "%" never wraps onto a
+    line of its own on a phone) / 53.8%."""
     if value is None:
         return "—"
     group, decimal = _symbols(lang)
     rounded = Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
     number = f"{rounded:,.1f}".replace(",", "\0").replace(".", decimal).replace("\0", group)
-    return f"{number} %" if lang == "vi" else f"{number}%"
+    return f"{number}\u00a0%" if lang == "vi" else f"{number}%"

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
+from core.i18n import format_percent
+from models.progress import percent
+
 
 @dataclass(frozen=True)
 class ChartTexts:
@@ -133,18 +136,6 @@ def render_progress_chart(data: ChartData, texts: ChartTexts, *, max_children: i
     return buffer.getvalue()
 
 
-def format_percent(value: float | Decimal) -> str:
-    """Return a percentage the Vietnamese way with a no-break space before "%": "26,7\u00a0%", "1.234,5\u00a0%"."""
-    rounded = Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    number = f"{rounded:,.1f}".replace(",", "\0").replace(".", ",").replace("\0", ".")
-    return f"{number}{NBSP}%"
-
-
-def percent_of(part: int, whole: int) -> Decimal:
-    """Return part/whole in percent, rounded half-up to one decimal as /progress does (215/400 → 53,8)."""
-    return (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-
-
 def month_ticks(count: int, most: int = MAX_MONTH_TICKS) -> list[int]:
     """Return the positions of at most `most` month ticks: every 2nd month of a year, every 12th of a term."""
     if count <= 0:
@@ -243,7 +234,7 @@ def _annotate_last(ax, data: ChartData, shown: list[int], top: float, width: flo
     last, x = shown[-1], len(shown) - 1
     label = _count(last)
     if data.target:
-        label += f" ({format_percent(percent_of(last, data.target))})"
+        label += f" ({format_percent(percent(last, data.target))})"
     size = LABEL_SIZE + 1
     expected = list(data.expected or ())
     above = x >= len(expected) or last >= expected[x]

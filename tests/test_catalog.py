@@ -62,5 +62,5 @@ def test_handlers_hold_no_user_facing_vietnamese() -> None:
 def test_vietnamese_number_formats() -> None:
     assert format_number(2817) == "2.817"
     assert format_number(1000000) == "1.000.000"
-    assert format_percent(53.8) == "53,8 %"
+    assert format_percent(53.8) == "53,8\u00a0%"
     assert format_percent(53.8, "en") == "53.8%"

@@ -12,15 +12,9 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from PIL import Image
 
-from reports.charts import (
-    ChartData,
-    ChartTexts,
-    format_percent,
-    month_ticks,
-    percent_of,
-    render_progress_chart,
-    short_names,
-)
+from core.i18n import format_percent
+from models.progress import percent as percent_of
+from reports.charts import ChartData, ChartTexts, month_ticks, render_progress_chart, short_names
 
 MONTHS = "T1,T2,T3,T4,T5,T6,T7,T8,T9,T10,T11,T12".split(",")
 TEXTS = ChartTexts(

@@ -16,8 +16,8 @@ async def test_committee_sees_year_term_schedule_and_children_behind_first(harne
     await bot.register(2002, "PN", Role.COMMITTEE)
     text = (await bot.say(2002, "/progress"))[0]["text"]
     assert "Huyện ủy Pác Nặm" in text
-    assert "4/90 (4,4 %)" in text  # year 2026
-    assert "9/400 (2,3 %)" in text  # term 2025-2030
+    assert "4/90 (4,4\u00a0%)" in text  # year 2026
+    assert "9/400 (2,3\u00a0%)" in text  # term 2025-2030
     # 1 July is day 182 of 365: 90 * 182/365 = 44.9 -> 45 expected
     assert "cần 45" in text and "chậm tiến độ 41" in text
     lines = text.splitlines()
@@ -25,7 +25,7 @@ async def test_committee_sees_year_term_schedule_and_children_behind_first(harne
     nn = next(i for i, l in enumerate(lines) if "Nhạn Môn" in l)
     # Bộc Bố 3/10 is 30 %, Nhạn Môn 1/8 is 12.5 %: Nhạn Môn is further behind, so it comes first
     assert nn < bt
-    assert "1/8 (12,5 %)" in lines[nn] and "3/10 (30,0 %)" in lines[bt]
+    assert "1/8 (12,5\u00a0%)" in lines[nn] and "3/10 (30,0\u00a0%)" in lines[bt]
 
 
 async def test_secretary_sees_cell_and_parent(harness) -> None:
@@ -33,8 +33,8 @@ async def test_secretary_sees_cell_and_parent(harness) -> None:
     await add_history(bot.sessions, "NL", 3, date(2026, 3, 1))
     await bot.register(1001, "NL", Role.SECRETARY)
     text = (await bot.say(1001, "/progress"))[0]["text"]
-    assert "Chi bộ thôn Nà Lạn" in text and "3/4 (75,0 %)" in text
-    assert "Đảng ủy xã Bộc Bố: 3/10 (30,0 %) kế hoạch năm 2026" in text
+    assert "Chi bộ thôn Nà Lạn" in text and "3/4 (75,0\u00a0%)" in text
+    assert "Đảng ủy xã Bộc Bố: 3/10 (30,0\u00a0%) kế hoạch năm 2026" in text
     assert "Nhạn Môn" not in text
 
 
@@ -51,7 +51,7 @@ async def test_progress_for_term_and_other_year_and_bad_argument(harness) -> Non
     await add_history(bot.sessions, "NL", 2, date(2025, 3, 1))
     await bot.register(3001, "PN", Role.ADMIN)
     term = (await bot.say(3001, "/progress term"))[0]["text"]
-    assert "nhiệm kỳ 2025-2030" in term and "2/400 (0,5 %)" in term
+    assert "nhiệm kỳ 2025-2030" in term and "2/400 (0,5\u00a0%)" in term
     year = (await bot.say(3001, "/progress 2025"))[0]["text"]
     assert "Năm 2025: <b>2</b> (chưa giao kế hoạch)" in year  # 2 admitted in 2025, no plan for that year
     assert "Kỳ chưa đúng" in (await bot.say(3001, "/progress hôm qua"))[0]["text"]
@@ -76,7 +76,7 @@ async def test_undo_withdraws_own_latest_within_48_hours(harness) -> None:
     counted = await bot.counted_admissions()
     assert [a.full_name for a in counted] == ["Lò Thị Hoa"]
     assert len(await bot.all_admissions()) == 2  # kept in the audit trail
-    assert "1/4 (25,0 %)" in (await bot.say(1001, "/progress"))[0]["text"]
+    assert "1/4 (25,0\u00a0%)" in (await bot.say(1001, "/progress"))[0]["text"]
     bot.clock.advance(timedelta(hours=49))
     text = (await bot.say(1001, "/undo"))[0]["text"]
     assert "quá 48 giờ" in text and "Ban Tổ chức" in text

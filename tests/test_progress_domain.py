@@ -45,9 +45,9 @@ async def admit(session, code: str, on: date, n: int = 1, withdrawn: bool = Fals
 def test_seed_article_figures_round_the_vietnamese_way() -> None:
     assert percent(23, 90) == Decimal("25.6")
     assert percent(215, 400) == Decimal("53.8")  # 53.75 rounds half up
-    assert format_percent(percent(215, 400)) == "53,8 %"
+    assert format_percent(percent(215, 400)) == "53,8\u00a0%"
     assert format_number(2817) == "2.817"
-    assert f"23/90 ({format_percent(percent(23, 90))})" == "23/90 (25,6 %)"
+    assert f"23/90 ({format_percent(percent(23, 90))})" == "23/90 (25,6\u00a0%)"
 
 
 def test_zero_and_missing_targets_never_divide() -> None:

@@ -30,10 +30,10 @@ async def test_drill_down_and_back_up_edit_in_place_within_scope(harness) -> Non
     assert not any("⬆️" in b["text"] for row in first["reply_markup"]["inline_keyboard"] for b in row)
     edited = (await bot.tap(2002, "🔴 Đảng ủy xã Bộc Bố"))[0]
     assert "message_id" in edited  # editMessageText, not a new message
-    assert "Đảng ủy xã Bộc Bố" in edited["text"] and "3/10 (30,0 %)" in edited["text"]
+    assert "Đảng ủy xã Bộc Bố" in edited["text"] and "3/10 (30,0\u00a0%)" in edited["text"]
     assert "Nà Lạn" in edited["text"] and "Pác Cáp" not in edited["text"]
     cell = (await bot.tap(2002, "🟢 Chi bộ thôn Nà Lạn"))[0]
-    assert "3/4 (75,0 %)" in cell["text"]
+    assert "3/4 (75,0\u00a0%)" in cell["text"]
     up = (await bot.tap(2002, "⬆️"))[0]
     assert "Đảng ủy xã Bộc Bố" in up["text"].splitlines()[0]
     top = (await bot.tap(2002, "⬆️"))[0]

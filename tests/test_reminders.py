@@ -71,7 +71,7 @@ async def test_only_secretaries_of_cells_without_a_report_this_week_are_reminded
     assert sent_to(bot, 2001, mark) == []
     [text] = sent_to(bot, 1003, mark)
     assert "Nhắc việc tuần 29/06–05/07/2026" in text and "đồng chí" in text
-    assert "Chi bộ thôn Pác Cáp: đã kết nạp 2/5 (40,0 %) kế hoạch năm 2026" in text
+    assert "Chi bộ thôn Pác Cáp: đã kết nạp 2/5 (40,0\u00a0%) kế hoạch năm 2026" in text
     labels = [b["text"] for row in bot.api.last_message(1003)["reply_markup"]["inline_keyboard"] for b in row]
     assert labels == ["📝 Báo cáo ngay", "✅ Tuần này không có kết nạp mới"]
 
@@ -325,9 +325,9 @@ async def test_digest_numbers_for_each_committee_member(harness) -> None:
     assert summary.sent == 2
     [district] = sent_to(bot, 2002, mark)
     assert "Tổng hợp tuần 29/06–05/07/2026 — Huyện ủy Pác Nặm" in district
-    assert "Kế hoạch năm 2026: <b>1/90 (1,1 %)</b>" in district
-    assert "Chỉ tiêu nhiệm kỳ 2025-2030: <b>1/400 (0,3 %)</b>" in district
-    assert "Báo cáo tuần trước: 2/3 chi bộ (66,7 %)" in district
+    assert "Kế hoạch năm 2026: <b>1/90 (1,1\u00a0%)</b>" in district
+    assert "Chỉ tiêu nhiệm kỳ 2025-2030: <b>1/400 (0,3\u00a0%)</b>" in district
+    assert "Báo cáo tuần trước: 2/3 chi bộ (66,7\u00a0%)" in district
     # 6 July is day 187 of 365: Nà Lạn 4 × 187/365 → 2 expected, Khuổi Pết → 2, Pác Cáp → 3
     assert "Chi bộ chậm tiến độ (3)" in district
     assert "🔴 Chi bộ thôn Nà Lạn: 1/4, theo lịch cần 2" in district
@@ -336,7 +336,7 @@ async def test_digest_numbers_for_each_committee_member(harness) -> None:
     assert "Bí thư đã chặn bot" in district and "• Lan — Chi bộ thôn Pác Cáp" in district
     assert "Bí thư đang đi vắng (1)" in district and "• Tú — Chi bộ thôn Nà Lạn, đến hết 14/07/2026" in district
     [commune] = sent_to(bot, 2001, mark)
-    assert "Đảng ủy xã Bộc Bố" in commune and "Báo cáo tuần trước: 2/2 chi bộ (100,0 %)" in commune
+    assert "Đảng ủy xã Bộc Bố" in commune and "Báo cáo tuần trước: 2/2 chi bộ (100,0\u00a0%)" in commune
     assert "Pác Cáp" not in commune and "Lan" not in commune
     assert (await run_weekly(bot.application, "digest", date(2026, 7, 6))).sent == 0  # re-sent to nobody
 

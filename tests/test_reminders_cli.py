@@ -66,6 +66,6 @@ def test_remind_now_sends_once_and_as_of_picks_the_week(database_url: str, api_s
     assert digest.returncode == 0 and "đã gửi 1" in digest.stdout
     [sent] = api_server.state.calls_to("sendMessage", 2001)
     assert "Tổng hợp tuần 29/06–05/07/2026 — Đảng ủy xã Sá Tổng" in sent.params["text"]
-    assert "Báo cáo tuần trước: 0/2 chi bộ (0,0 %)" in sent.params["text"]
+    assert "Báo cáo tuần trước: 0/2 chi bộ (0,0\u00a0%)" in sent.params["text"]
 
     assert run(tmp_path, "remind-now", "--kind", "weekly").returncode == 2

@@ -41,8 +41,8 @@ async def test_guided_report_saves_only_after_confirm(secretary) -> None:
     assert labels[0].startswith("✅") and any(l.startswith("✏️") for l in labels) and any(l.startswith("❌") for l in labels)
     text = (await bot.tap(SECRETARY, "✅"))[0]["text"]
     assert "Đã lưu" in text
-    assert "Chi bộ thôn Nà Lạn: 1/4 (25,0 %) kế hoạch năm 2026" in text
-    assert "Đảng ủy xã Bộc Bố: 1/10 (10,0 %) kế hoạch năm 2026" in text
+    assert "Chi bộ thôn Nà Lạn: 1/4 (25,0\u00a0%) kế hoạch năm 2026" in text
+    assert "Đảng ủy xã Bộc Bố: 1/10 (10,0\u00a0%) kế hoạch năm 2026" in text
     [saved] = await bot.counted_admissions()
     assert (saved.full_name, saved.birth_year, saved.sex, saved.ethnicity, saved.minority) == (
         "Lò Thị Hoa", 1998, Sex.FEMALE, "Tày", True)
