@@ -43,16 +43,22 @@ def ensure_sqlite_folder(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    # The sqlite3 driver's own transaction handling would let a SAVEPOINT's RELEASE commit the
-    # whole transaction; take control and emit BEGIN ourselves (SQLAlchemy's documented recipe).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+BUSY_TIMEOUT_MS = 10_000  # how long a SQLite writer waits for another one's lock before "database is locked"
+
+
+def _sqlite_pragmas(busy_timeout_ms: int):  # type: ignore[no-untyped-def]
+    def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # The sqlite3 driver's own transaction handling would let a SAVEPOINT's RELEASE commit the
+        # whole transaction; take control and emit BEGIN ourselves (SQLAlchemy's documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
@@ -63,18 +69,18 @@ def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def _install_pragmas(engine: Engine) -> None:
+def _install_pragmas(engine: Engine, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
 
 
-def create_engine_for(url: str, **kwargs: object) -> AsyncEngine:
+def create_engine_for(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: object) -> AsyncEngine:
     """Create the async engine for `url` (SQLite gets WAL, foreign keys and a busy timeout)."""
     ensure_sqlite_folder(url)
     kwargs.setdefault("hide_parameters", True)  # personal data never reaches logs or errors
     engine = create_async_engine(async_url(url), **kwargs)  # type: ignore[arg-type]
-    _install_pragmas(engine.sync_engine)
+    _install_pragmas(engine.sync_engine, busy_timeout_ms)
     return engine
 
 

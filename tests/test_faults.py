@@ -192,3 +192,78 @@ def test_init_keeps_the_database_and_its_folder_private(tmp_path: Path) -> None:
     assert _cli(tmp_path, "init").returncode == 0
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "data" / "bot.db").stat().st_mode) == 0o600
+
+
+def _hold_write_lock(url: str):  # type: ignore[no-untyped-def]
+    """Take SQLite's write lock from another connection, as a long import does; return it (commit to release)."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    connection = sqlite3.connect(make_url(url).database, isolation_level=None, check_same_thread=False)
+    connection.execute("BEGIN IMMEDIATE")
+    return connection
+
+
+async def test_a_scheduled_run_that_meets_a_long_import_waits_and_runs(harness, caplog) -> None:
+    from dataclasses import replace
+
+    from models.db import Database
+    from services.scheduling import run_due
+
+    bot = harness
+    if not bot.config.database.url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock only: on PostgreSQL an import does not block a run's writes")
+    for user_id, code in ((1001, "NL"), (1002, "KP")):
+        await bot.register(user_id, code, Role.SECRETARY)
+    lock = _hold_write_lock(bot.config.database.url)
+    waits: list[float] = []
+
+    async def import_finishes(seconds: float) -> None:  # the first wait outlasts the import
+        waits.append(seconds)
+        lock.commit()
+
+    class NoJobs:
+        def replace(self, *args: object) -> None:
+            pass
+
+    from services.telegram import TelegramOutbox
+
+    services = replace(bot.application.services, db=Database(bot.config.database.url, busy_timeout_ms=200),
+                       sleep=import_finishes)
+    mark = bot.api.mark()
+    await run_due(services, NoJobs(), TelegramOutbox(bot.application.bot),
+                  {"kind": "reminder", "as_of": "2026-07-03", "due": "2026-07-03T16:00:00+07:00"})
+    await services.db.dispose()
+    lock.close()
+    assert len(waits) == 1
+    assert "busy database" in caplog.text
+    assert sorted(c.chat_id for c in bot.api.calls_to("sendMessage", since=mark) if c.ok) == [1001, 1002]
+
+
+async def test_a_chat_write_that_meets_a_long_import_keeps_the_draft_and_says_try_again(harness, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from models.db import Database
+
+    bot = harness
+    if not bot.config.database.url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock only")
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    short = Database(bot.config.database.url, busy_timeout_ms=200)
+    monkeypatch.setattr(bot.application, "services", replace(bot.application.services, db=short))
+    lock = _hold_write_lock(bot.config.database.url)
+    message_id, data = bot.api.find_button(1001, "✅")
+    mark = bot.api.mark()
+    update = bot.api.push_callback(1001, message_id, data)
+    busy = await bot.api.until(lambda: [c for c in bot.api.calls_to("sendMessage", 1001, mark)
+                                        if "đang bận" in c.params.get("text", "")])
+    lock.commit()  # the import ends
+    lock.close()
+    await bot.settle(update)
+    assert busy and not [c for c in bot.api.calls_to("sendMessage", 1001, mark) if "sự cố" in c.params["text"]]
+    assert await bot.counted_admissions() == []
+    await bot.tap(1001, "✅")  # tapped again a moment later: saved
+    assert [a.full_name for a in await bot.counted_admissions()] == ["Lò Thị Hoa"]
+    await short.dispose()
