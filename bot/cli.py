@@ -393,7 +393,8 @@ async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:
         summary = await run_weekly(application.services, TelegramOutbox(application.bot), args.kind, args.as_of,
                                    resend_uncertain=args.resend_uncertain)
     kind = cli.texts.get(f"weekly.kind_{args.kind}", cli.lang)
-    shown = {k: format_number(v, cli.lang) for k, v in vars(summary).items() if isinstance(v, int)}
+    shown = {k: format_number(v, cli.lang) for k, v in vars(summary).items()
+             if isinstance(v, int) and not isinstance(v, bool)}
     shown.pop("away", None)
     cli.out(cli.texts.get("weekly.cli_done", cli.lang, kind=kind, week=summary.week_start.strftime("%d/%m/%Y"),
                           **shown))

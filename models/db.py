@@ -6,7 +6,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+import fcntl
+import hashlib
+import os
+
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -141,9 +145,54 @@ class Database:
         """Open a session in one transaction: committed on success, rolled back on error."""
         return self._sessions.begin()
 
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Hold the lock `name` across processes for the block if nobody else holds it; yield whether it is held.
+
+        A lock file beside a SQLite database (the kernel releases it when the process dies, even by
+        kill -9); a session-level advisory lock on a dedicated connection on PostgreSQL (released
+        when that connection ends). Used for "only one poller" and "one delivery of a run at a time".
+        """
+        if self.dialect == "sqlite":
+            path = _lock_path(self.url, name)
+            if path is None:  # an in-memory database lives in this process only
+                yield True
+                return
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                yield True
+            finally:
+                os.close(fd)  # closing releases the lock
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        async with self.engine.connect() as connection:
+            held = bool(await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+            await connection.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    await connection.commit()
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def _lock_path(url: str, name: str) -> Path | None:
+    """Return the lock file of `name` beside a SQLite database file (None for an in-memory one)."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    path = Path(database).expanduser()
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)
+    return path.with_name(f"{path.name}.{safe}.lock")
 
 
 def is_busy(error: BaseException) -> bool:

@@ -37,9 +37,6 @@ WORKERS = 4  # recipients in flight at once
 MAX_ATTEMPTS = 5  # per recipient, for sends Telegram provably did not deliver
 BACKOFF_START = 0.5  # seconds; doubles per retry
 BACKOFF_MAX = 30.0
-# A row unchanged for this long belongs to a dead run: longer than any request's timeout plus the
-# longest wait between two attempts of a live one.
-ABANDONED_AFTER = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -160,10 +157,12 @@ class Delivery:
         self.counts = DeliveryCounts()
 
     async def resolve_abandoned(self) -> int:
-        """Resolve what a dead run of this kind and week left in flight (see models.sentlog)."""
+        """Resolve what a dead run of this kind and week left in flight (see models.sentlog).
+
+        Call while holding the run's lock (services.weekly): then no live run has anything in flight."""
         now = self.services.clock.now()
         async with self.services.db.writing() as session:
-            self.counts.abandoned = await resolve_abandoned(session, self.kind, self.week, now - ABANDONED_AFTER)
+            self.counts.abandoned = await resolve_abandoned(session, self.kind, self.week, now + timedelta(seconds=1))
         return self.counts.abandoned
 
     async def send_all(self, outgoing: Sequence[Outgoing]) -> DeliveryCounts:

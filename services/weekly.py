@@ -45,10 +45,13 @@ class RunSummary:
     uncertain: int = 0  # recipients of this week whose message may or may not have arrived
     away: int = 0
     uncertain_names: list[str] = field(default_factory=list)  # for the operator: who to check on
+    elsewhere: bool = False  # another process was running this run: this one did nothing
 
     @property
     def nobody_reason(self) -> str | None:
         """Return why nothing was sent (a catalog suffix), or None when something was to be sent."""
+        if self.elsewhere:
+            return "running_elsewhere"
         if self.sent or self.failed or self.blocked:
             return None
         if self.recipients and self.skipped == self.recipients:
@@ -74,6 +77,20 @@ async def run_weekly(services: Services, outbox: Outbox, kind: str, as_of: date 
     day = as_of or services.today()
     week = week_start(day)
     summary = RunSummary(kind=kind, week_start=week)
+    # One delivery of a run at a time, across processes: holding the lock also proves that what
+    # the sent-log shows in flight belongs to a dead run (the kernel or the database released it).
+    async with services.db.exclusive(f"run-{kind}-{week.isoformat()}") as alone:
+        if not alone:
+            logger.info("%s run, week of %s: already running in another process", kind, week.isoformat())
+            summary.elsewhere = True
+            return summary
+        await _run(services, outbox, summary, day, resend_uncertain)
+    return summary
+
+
+async def _run(services: Services, outbox: Outbox, summary: RunSummary, day: date, resend_uncertain: bool) -> None:
+    """Resolve what a dead run left, pick the recipients, deliver, and record the run (holding its lock)."""
+    kind, week = summary.kind, summary.week_start
     delivery = Delivery(services, outbox, kind, week)
     async with services.db.writing() as session:
         await start_run(session, kind, week, services.clock.now())
@@ -102,7 +119,6 @@ async def run_weekly(services: Services, outbox: Outbox, kind: str, as_of: date 
     logger.info("%s run, week of %s: %d recipients, %d sent, %d skipped, %d failed, %d blocked",
                 kind, week.isoformat(), summary.recipients, summary.sent, summary.skipped, summary.failed,
                 summary.blocked)
-    return summary
 
 
 async def _reminders(services: Services, day: date) -> tuple[list[Outgoing], int]:

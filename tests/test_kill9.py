@@ -101,3 +101,61 @@ def test_half_filled_report_survives_kill_9(tmp_path: Path) -> None:
             bot.kill()
             bot.wait(timeout=10)
         server.stop()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.parametrize("kill_after", [80, 170])
+def test_a_broadcast_killed_half_way_loses_nobody_and_repeats_nobody(tmp_path: Path, kill_after: int) -> None:
+    """kill -9 `remind-now` mid-run, run it again: every secretary got exactly one reminder, or is named as uncertain."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert, select
+
+    from models.db import create_sync_engine_for
+    from models.entities import Assignment, Person, Role, Unit
+
+    recipients = 300
+    server = BotApiServer().start()
+    try:
+        url = f"sqlite:///{tmp_path / 'bot.db'}"
+        (tmp_path / "config.toml").write_text(
+            f'[telegram]\ntoken = "{TOKEN}"\nbase_url = "{server.base_url}"\n[database]\nurl = "{url}"\n',
+            encoding="utf-8")
+        cells = "".join(f"C{i},Chi bộ thôn {i},X,cell\n" for i in range(recipients))
+        (tmp_path / "units.csv").write_text(UNITS + cells, encoding="utf-8")
+        assert _cli(tmp_path, "init").returncode == 0
+        assert _cli(tmp_path, "import-units", "units.csv").returncode == 0
+        engine = create_sync_engine_for(url)
+        with engine.begin() as conn:
+            units = dict(conn.execute(select(Unit.code, Unit.id)).all())
+            for i in range(recipients):
+                person_id = conn.execute(insert(Person).values(
+                    telegram_id=10_000 + i, display_name=f"Bí thư {i}", language="vi", active=True,
+                    registered_at=datetime(2026, 6, 1, tzinfo=timezone.utc)).returning(Person.id)).scalar_one()
+                conn.execute(insert(Assignment).values(person_id=person_id, unit_id=units[f"C{i}"],
+                                                       role=Role.SECRETARY))
+                server.state.add_user(10_000 + i)
+        engine.dispose()
+        env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+        env["PYTHONPATH"] = str(ROOT)
+        first = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(tmp_path / "config.toml"),
+                                  "remind-now", "--as-of", "2026-07-03"], cwd=tmp_path, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server.state.wait_for(lambda: len([c for c in server.state.calls if c.method == "sendMessage"]) >= kill_after,
+                              timeout=60)
+        first.kill()  # SIGKILL: no cleanup at all
+        first.wait(timeout=10)
+        again = _cli(tmp_path, "remind-now", "--as-of", "2026-07-03")
+        assert again.returncode == 0, again.stderr
+        delivered: dict[int, int] = {}
+        for call in server.state.calls:
+            if call.method == "sendMessage" and call.ok:
+                delivered[call.chat_id] = delivered.get(call.chat_id, 0) + 1
+        duplicated = [chat for chat, n in delivered.items() if n > 1]
+        missing = [i for i in range(recipients) if 10_000 + i not in delivered]
+        assert duplicated == []
+        for i in missing:  # a request in flight at the kill that never arrived: named to the operator
+            assert f"Bí thư {i} (Chi bộ thôn {i})" in again.stdout
+        assert len(missing) <= 4  # at most the requests in flight (delivery.WORKERS)
+    finally:
+        server.stop()
