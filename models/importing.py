@@ -29,7 +29,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from models.admissions import AdmissionDraft
 from models.entities import Admission, AdmissionSource, Target, Unit, UnitKind
 from models.progress import Period
 from models.units import TreeError, UnitRow, load_units, normal_code, stored_tree, tree_problems
@@ -60,10 +59,6 @@ _CODE_RE = re.compile(r"^\w[\w.\-/]*$")
 _YEAR_RE = re.compile(r"^\d{4}$")
 CHUNK_ROWS = 2_000  # admissions validated, looked up and inserted together (bounded memory)
 SQLITE_CACHE_KIB = 65_536
-# History repeats dates, years, spellings of sex: parse each distinct value once per process.
-_parse_date = functools.lru_cache(maxsize=65_536)(parse_date)
-_parse_birth_year = functools.lru_cache(maxsize=65_536)(parse_birth_year)
-_parse_sex = functools.lru_cache(maxsize=1_024)(parse_sex)
 
 Problem = tuple[int, str, str]
 
@@ -167,16 +162,21 @@ class CsvStream:
         except csv.Error as exc:
             raise ImportProblems([*self.problems, (reader.line_num, "bad_csv", str(exc))]) from None
 
-    def __iter__(self) -> Iterator[CsvRow]:
-        header = self.columns
-        width = len(header)
-        normalize = unicodedata.normalize
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield (line, values as read) of the data rows, shorter rows padded with "" (not yet trimmed)."""
+        width = len(self.columns)
         for start, record in self._records():
             if len(record) > width:
                 self.problems.append((start, "too_many_values", f"{len(record)}/{width}"))
-                continue
-            yield CsvRow(start, {name: (cell if cell.isascii() else normalize("NFC", cell)).strip()
-                                 for name, cell in zip(header, record, strict=False)})
+            elif len(record) < width:
+                yield start, record + [""] * (width - len(record))
+            else:
+                yield start, record
+
+    def __iter__(self) -> Iterator[CsvRow]:
+        header = self.columns
+        for start, record in self.records():
+            yield CsvRow(start, {name: _normal(cell) for name, cell in zip(header, record, strict=True)})
 
 
 def read_table(data: str | bytes, required: Sequence[str], optional: Sequence[str] = ()) -> CsvTable:
@@ -386,91 +386,95 @@ async def _units_by_code(session: AsyncSession, typed: Iterable[str]) -> dict[st
 # Admissions ----------------------------------------------------------------------------------
 
 
-def _admission_draft(row: CsvRow, unit_id: int | None, today: date, problems: list[Problem]) -> AdmissionDraft | None:
-    before = len(problems)
-    name = row.get("full_name")
+def _value_problem(parse: Any, text: str, *context: Any) -> tuple[Any, str | None]:
+    """Return (parse(text, *context), None), or (None, the reason) when it raises ValueError."""
     try:
-        name = clean_name(name)
+        return parse(text, *context), None
     except ValueError as exc:
-        problems.append((row.line, f"name_{exc}", name))
-    admitted: date | None = None
-    text = _required(row, "admitted_on", problems)
-    if text is not None:
-        try:
-            admitted = _parse_date(text, today)
-        except ValueError as exc:
-            problems.append((row.line, str(exc), text))
-    birth: int | None = None
-    text = _required(row, "birth_year", problems)
-    if text is not None:
-        if admitted is None:
-            if not _YEAR_RE.match(text):
-                problems.append((row.line, "not_year", text))
-        else:
-            try:
-                # Old history must validate as of its own date, not today.
-                birth = _parse_birth_year(text, admitted)
-            except ValueError as exc:
-                problems.append((row.line, str(exc), text))
+        return None, str(exc)
+
+
+def _cached(parse: Any, size: int) -> Any:
+    """Return `parse` answering each distinct input once per process (outcome and reason alike).
+
+    History repeats dates, years and spellings of sex: most rows are parsed by a dictionary look-up."""
+    return functools.lru_cache(maxsize=size)(functools.partial(_value_problem, parse))
+
+
+_parse_date = _cached(parse_date, 65_536)
+_parse_birth_year = _cached(parse_birth_year, 65_536)
+_parse_sex = _cached(parse_sex, 1_024)
+_parse_ethnicity = _cached(parse_ethnicity, 4_096)
+_parse_decision = _cached(parse_decision_no, 65_536)
+
+
+def _admission_row(line: int, unit: tuple[int, str, bool] | None, cells: Sequence[str], today: date,
+                   now: datetime, problems: list[Problem]) -> dict[str, Any] | None:
+    """Return the admission table's row of one file row (unit_code, full_name, birth_year, gender,
+    admitted_on, ethnicity, decision_no — trimmed, NFC), or None after adding its problems."""
+    _, raw_name, birth_text, sex_text, date_text, ethnicity_text, decision_text = cells
+    before = len(problems)
+    name = None
+    try:
+        name = clean_name(raw_name)
+    except ValueError as exc:
+        problems.append((line, f"name_{exc}", raw_name))
+    admitted = None
+    if not date_text:
+        problems.append((line, "missing_value", "admitted_on"))
+    else:
+        admitted, reason = _parse_date(date_text, today)
+        if reason:
+            problems.append((line, reason, date_text))
+    birth = None
+    if not birth_text:
+        problems.append((line, "missing_value", "birth_year"))
+    elif admitted is None:
+        if not _YEAR_RE.match(birth_text):
+            problems.append((line, "not_year", birth_text))
+    else:
+        # Old history must validate as of its own date, not today (only the year counts).
+        birth, reason = _parse_birth_year(birth_text, date(admitted.year, 1, 1))
+        if reason:
+            problems.append((line, reason, birth_text))
     sex = None
-    text = _required(row, "gender", problems)
-    if text is not None:
-        try:
-            sex = _parse_sex(text)
-        except ValueError as exc:
-            problems.append((row.line, str(exc), text))
+    if not sex_text:
+        problems.append((line, "missing_value", "gender"))
+    else:
+        sex, reason = _parse_sex(sex_text)
+        if reason:
+            problems.append((line, reason, sex_text))
     ethnicity = decision = None
-    if row.get("ethnicity"):
-        try:
-            ethnicity = parse_ethnicity(row.get("ethnicity"))
-        except ValueError as exc:
-            problems.append((row.line, str(exc), row.get("ethnicity")))
-    if row.get("decision_no"):
-        try:
-            decision = parse_decision_no(row.get("decision_no"))
-        except ValueError as exc:
-            problems.append((row.line, str(exc), row.get("decision_no")))
-    if len(problems) > before or unit_id is None or admitted is None or birth is None or sex is None:
+    if ethnicity_text:
+        ethnicity, reason = _parse_ethnicity(ethnicity_text)
+        if reason:
+            problems.append((line, reason, ethnicity_text))
+    if decision_text:
+        decision, reason = _parse_decision(decision_text)
+        if reason:
+            problems.append((line, reason, decision_text))
+    if len(problems) > before or unit is None:
         return None
-    return AdmissionDraft(
-        unit_id=unit_id,
-        full_name=name,
-        birth_year=birth,
-        sex=sex,
-        admitted_on=admitted,
-        ethnicity=ethnicity,
-        decision_no=decision,
-    )
+    return {
+        "unit_id": unit[0],
+        "unit_path": unit[1],
+        "full_name": name,
+        "name_key": name_key(name),  # type: ignore[arg-type]
+        "birth_year": birth,
+        "sex": sex,
+        "ethnicity": ethnicity,
+        "minority": is_minority(ethnicity),
+        "decision_no": decision,
+        "admitted_on": admitted,
+        "source": AdmissionSource.IMPORT,
+        "reported_at": now,
+    }  # youth_union, reported_by_id, report_ref, withdrawn_at, withdrawn_by_id: NULL (no column default)
 
 
 def _same_person_key(unit_id: int, key: str, birth_year: int, admitted_on: date) -> str:
     """Return the skip-duplicates key (same unit, name without diacritics, birth year and date) as one
     compact string: one per row of the file is kept while reading it."""
     return f"{unit_id}\x1f{key}\x1f{birth_year}\x1f{admitted_on.isoformat()}"
-
-
-def _admission_values(unit_path: str, draft: AdmissionDraft, key: str, now: datetime) -> dict[str, Any]:
-    """Return the admission table's row for imported history (the columns models.admissions.new_admission
-    fills, with source "import": never a weekly report)."""
-    return {
-        "unit_id": draft.unit_id,
-        "unit_path": unit_path,
-        "full_name": draft.full_name,
-        "name_key": key,
-        "birth_year": draft.birth_year,
-        "sex": draft.sex,
-        "ethnicity": draft.ethnicity,
-        "minority": is_minority(draft.ethnicity),
-        "youth_union": draft.youth_union,
-        "decision_no": draft.decision_no,
-        "admitted_on": draft.admitted_on,
-        "source": AdmissionSource.IMPORT,
-        "reported_by_id": None,
-        "reported_at": now,
-        "report_ref": None,
-        "withdrawn_at": None,
-        "withdrawn_by_id": None,
-    }
 
 
 async def _stored_keys(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -544,30 +548,40 @@ async def _import_admissions(session: AsyncSession, stream: CsvStream, today: da
     first_line: dict[str, int] = {}
     total = created = skipped = 0
     statement = insert(Admission.__table__)  # Core: no ORM object per row
+    order = [stream.columns.index(name) if name in stream.columns else None
+             for name in (*ADMISSION_COLUMNS, *ADMISSION_OPTIONAL)]
+    normalize = unicodedata.normalize
+    codes: dict[str, str] = {}  # as typed -> normal_code
     async with session.begin_nested():
-        rows = iter(stream)
-        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-            codes = {normal_code(code) for row in chunk if (code := row.get("unit_code"))}
-            if unknown := codes - places.keys():
+        records = stream.records()
+        while chunk := list(itertools.islice(records, CHUNK_ROWS)):
+            for _, cells in chunk:  # the columns in ADMISSION_COLUMNS order, trimmed and NFC, in place
+                cells[:] = [(cells[i] if cells[i].isascii() else normalize("NFC", cells[i])).strip()
+                            if i is not None else "" for i in order]
+                if cells[0] and cells[0] not in codes:
+                    codes[cells[0]] = normal_code(cells[0])
+            wanted = {codes[cells[0]] for _, cells in chunk if cells[0]}
+            if unknown := wanted - places.keys():
                 places.update(await _unit_places(session, unknown))
             ready: list[tuple[str, dict[str, Any], bool]] = []
-            for row in chunk:
-                code = _required(row, "unit_code", problems)
-                place = places[normal_code(code)] if code else None
-                if code and place is None:
-                    problems.append((row.line, "unknown_unit", code))
-                draft = _admission_draft(row, place[0] if place else None, today, problems)
-                if place is None or draft is None:
+            for line, cells in chunk:
+                typed = cells[0]
+                place = places[codes[typed]] if typed else None
+                if not typed:
+                    problems.append((line, "missing_value", "unit_code"))
+                elif place is None:
+                    problems.append((line, "unknown_unit", typed))
+                values = _admission_row(line, place, cells, today, now, problems)
+                if values is None or place is None:
                     continue
-                folded = name_key(draft.full_name)
-                key = _same_person_key(draft.unit_id, folded, draft.birth_year, draft.admitted_on)
+                key = _same_person_key(place[0], values["name_key"], values["birth_year"], values["admitted_on"])
                 if key in first_line:
-                    problems.append((row.line, "duplicate_row", str(first_line[key])))
+                    problems.append((line, "duplicate_row", str(first_line[key])))
                     continue
-                first_line[key] = row.line
+                first_line[key] = line
                 total += 1
                 if not problems:
-                    ready.append((key, _admission_values(place[1], draft, folded, now), place[2]))
+                    ready.append((key, values, place[2]))
             if problems or not ready:
                 continue  # nothing more is written; the rest is only checked
             known = [values for _, values, history in ready if history]
