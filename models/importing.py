@@ -31,7 +31,14 @@ from sqlalchemy.orm import selectinload
 
 from models.entities import Admission, AdmissionSource, Target, Unit, UnitKind
 from models.progress import Period
-from models.units import TreeError, UnitRow, load_units, normal_code, stored_tree, tree_problems
+from models.units import (
+    TreeError,
+    UnitRow,
+    load_units,
+    normal_code,
+    stored_tree,
+    tree_problems,
+)
 from models.values import (
     clean_name,
     describe_character,

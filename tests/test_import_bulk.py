@@ -9,10 +9,15 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-import models.importing as importing
+from models import importing
 from models.db import session_factory
 from models.entities import Admission, Unit
-from models.importing import ImportCounts, ImportProblems, import_admissions, import_units
+from models.importing import (
+    ImportCounts,
+    ImportProblems,
+    import_admissions,
+    import_units,
+)
 from models.revision import current_revision
 
 NOW = datetime(2026, 6, 15, 3, 0, tzinfo=timezone.utc)

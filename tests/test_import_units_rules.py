@@ -9,11 +9,25 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-import models.importing as importing
 import models.units as units_module
+from models import importing
 from models.entities import Admission, Target, Unit, UnitKind
-from models.importing import ImportCounts, ImportProblems, import_admissions, import_targets, import_units
-from models.units import MAX_DEPTH, TreeError, UnitRow, load_units, normal_code, tree_problems, unit_by_code
+from models.importing import (
+    ImportCounts,
+    ImportProblems,
+    import_admissions,
+    import_targets,
+    import_units,
+)
+from models.units import (
+    MAX_DEPTH,
+    TreeError,
+    UnitRow,
+    load_units,
+    normal_code,
+    tree_problems,
+    unit_by_code,
+)
 
 NOW = datetime(2026, 6, 15, 3, 0, tzinfo=timezone.utc)
 TODAY = date(2026, 6, 15)
