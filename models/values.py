@@ -6,6 +6,7 @@ Each parser raises ValueError with a short machine-readable reason (a catalog ke
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, datetime
@@ -32,25 +33,68 @@ _SEX_WORDS = {
     "nu": Sex.FEMALE, "nữ": Sex.FEMALE, "female": Sex.FEMALE, "f": Sex.FEMALE, "gai": Sex.FEMALE,
 }
 _NAME_RE = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+)*$")
+# Control, format (zero-width spaces and joiners, bidi marks, soft hyphen), private-use, surrogate
+# and unassigned characters: never part of a name, a village or a code.
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})
+# Letters and symbols that show as blank space: a name made only of them looks empty.
+BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Line breaks and tabs inside a cell are whitespace (a spreadsheet's Alt+Enter): tidied to one space.
+_WHITESPACE_CONTROLS = frozenset("\t\n\r\x0b\x0c")
 _DECISION_RE = re.compile(r"^[\w][\w\-/. ]*$")
+
+
+class _FoldTable(dict[int, str]):
+    """str.translate table of fold(): đ → d, combining marks (category Mn) removed, learnt per character."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        value = "" if unicodedata.category(ch) == "Mn" else ch
+        self[code] = value
+        return value
+
+
+_FOLD_TABLE = _FoldTable({ord("đ"): "d", ord("Đ"): "D"})
 
 
 def fold(text: str) -> str:
     """Lower-case `text` and strip Vietnamese diacritics ("Lò Thị Hoa" -> "lo thi hoa")."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
-    return " ".join(stripped.lower().split())
+    if text.isascii():
+        return " ".join(text.lower().split())
+    return " ".join(unicodedata.normalize("NFD", text).translate(_FOLD_TABLE).lower().split())
+
+
+def forbidden_character(text: str) -> str | None:
+    """Return the first control, format, private-use, surrogate or unassigned character, or None.
+
+    Tabs and line breaks are not reported: they are whitespace, tidied to a space."""
+    if text.isascii() and text.isprintable():
+        return None  # the common case, without looking at every character
+    for ch in text:
+        if ch not in _WHITESPACE_CONTROLS and unicodedata.category(ch) in FORBIDDEN_CATEGORIES:
+            return ch
+    return None
+
+
+def describe_character(ch: str) -> str:
+    """Return "U+200B ZERO WIDTH SPACE" (the code point and, when known, its name)."""
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X} {name}".strip()
+
+
+def is_visible(text: str) -> bool:
+    """Tell whether `text` shows anything: not only whitespace, format characters or blank-looking letters."""
+    return any(not ch.isspace() and ch not in BLANK_LOOKING and unicodedata.category(ch) not in FORBIDDEN_CATEGORIES
+               for ch in text)
 
 
 def clean_name(text: str) -> str:
     """Return the full name as typed (spaces tidied, NFC), or raise ValueError."""
     name = " ".join(unicodedata.normalize("NFC", text or "").split())
-    if not name:
+    if not name or not is_visible(name):
         raise ValueError("empty")
     if len(name) > MAX_NAME_LENGTH:
         raise ValueError("too_long")
-    if any(ch.isdigit() for ch in name):
+    if not name.replace(" ", "").isalpha() and any(ch.isdigit() for ch in name):
         raise ValueError("digits")
     if not _NAME_RE.match(name) or len(name.replace(" ", "")) < 2:
         raise ValueError("letters_only")
@@ -113,6 +157,7 @@ def parse_date(text: str, today: date | None = None) -> date:
     return parsed
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ethnicity(text: str) -> str:
     """Return an ethnicity name, restoring diacritics when the folded spelling is a known group."""
     value = " ".join((text or "").split())
@@ -120,16 +165,20 @@ def parse_ethnicity(text: str) -> str:
         raise ValueError("not_ethnicity")
     if not _NAME_RE.match(value):
         raise ValueError("not_ethnicity")
-    folded = fold(value)
-    for known in KNOWN_ETHNICITIES:
-        if fold(known) == folded:
-            return known
-    return value[:1].upper() + value[1:]
+    known = _KNOWN_BY_FOLD.get(fold(value))
+    return known if known is not None else value[:1].upper() + value[1:]
 
 
+_KNOWN_BY_FOLD = {fold(known): known for known in reversed(KNOWN_ETHNICITIES)}  # the first spelling wins
+
+
+@functools.lru_cache(maxsize=4096)
 def is_minority(ethnicity: str | None) -> bool:
     """Tell whether an ethnicity counts as an ethnic minority (anything but Kinh)."""
-    return ethnicity is not None and fold(ethnicity) != fold(MAJORITY_ETHNICITY)
+    return ethnicity is not None and fold(ethnicity) != _MAJORITY_FOLDED
+
+
+_MAJORITY_FOLDED = fold(MAJORITY_ETHNICITY)
 
 
 def parse_decision_no(text: str) -> str:
