@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -504,6 +505,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
     from telegram.error import InvalidToken, NetworkError
 
     os.umask(0o077)  # what this process creates (the database, its folder, keys) is the operator's alone
+    warnings.filterwarnings("ignore", message="If 'per_message=False'")  # deliberate: see handlers/report.py
     try:
         result = args.command_spec.run(cli, args)
         if inspect.isawaitable(result):
