@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import ssl
 import threading
 from typing import TYPE_CHECKING
@@ -98,7 +97,7 @@ class WebhookDeliverer:
             return f"Wrong response from the webhook: {response.status} {response.reason}"
         except ConnectionRefusedError:
             return "Connection refused"
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return "Read timeout expired"
         except (OSError, http.client.HTTPException) as error:
             return f"Connection error: {type(error).__name__}: {error}"
