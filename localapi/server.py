@@ -1,5 +1,11 @@
 """A local, in-memory fake of the Telegram Bot API, served over real HTTP on 127.0.0.1.
 
+Why one module of ≈ 1,650 lines: it is a model of Telegram, not product code. The state of every
+chat, update, callback, file and fault lives in one `BotApiState` behind one lock, and each Bot API
+method is a short method of it; splitting the methods across modules would split that lock's
+invariants. What stands alone is already apart: the HTML rules (telegram_html.py), the webhook
+deliverer (webhook.py) and the errors (errors.py).
+
 The real python-telegram-bot stack talks to it exactly as it would talk to api.telegram.org:
 
     server = BotApiServer().start()
