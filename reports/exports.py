@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from core.collation import vietnamese_key
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -43,13 +45,14 @@ def summary_rows(progress: Sequence[Any], kinds: dict[str, str]) -> list[list[An
 
 
 def admission_rows(admissions: Sequence[Any], sexes: dict[str, str], yes: str, no: str) -> list[list[Any]]:
-    """Return one row per admission (models.progress.AdmissionRow)."""
+    """Return one row per admission (models.progress.AdmissionRow), by date, unit, then name the Vietnamese way."""
     def flag(value: bool | None) -> str:
         return "" if value is None else yes if value else no
 
+    ordered = sorted(admissions, key=lambda a: (a.admitted_on, a.unit_code, vietnamese_key(a.full_name)))
     return [[a.unit_code, a.unit_name, a.full_name, a.birth_year, sexes.get(str(a.sex), str(a.sex)),
              a.ethnicity or "", flag(a.minority), flag(a.youth_union), a.decision_no or "", a.admitted_on]
-            for a in admissions]
+            for a in ordered]
 
 
 def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]) -> bytes:

@@ -116,3 +116,17 @@ def test_keys_from_many_threads_agree() -> None:
 @pytest.mark.parametrize("text", ["", " ", "123", "Chi bộ $x$", "👍"])
 def test_any_text_has_a_key(text: str) -> None:
     assert isinstance(vietnamese_key(text), bytes)
+
+
+def test_the_export_lists_admissions_of_one_day_and_unit_in_vietnamese_order() -> None:
+    from datetime import date
+    from types import SimpleNamespace
+
+    from reports.exports import admission_rows
+
+    names = ["Lý Văn Khuổi", "Lý Văn Khâu", "Đặng Thị Ơn", "Dương Văn An", "Đặng Thị Ôn"]
+    rows = [SimpleNamespace(unit_code="NL", unit_name="Chi bộ thôn Nà Lạn", full_name=name, birth_year=1998,
+                            sex="female", ethnicity="Tày", minority=True, youth_union=None, decision_no=None,
+                            admitted_on=date(2026, 5, 15)) for name in names]
+    ordered = [row[2] for row in admission_rows(rows, {}, "Có", "Không")]
+    assert ordered == ["Dương Văn An", "Đặng Thị Ôn", "Đặng Thị Ơn", "Lý Văn Khâu", "Lý Văn Khuổi"]
