@@ -304,4 +304,5 @@ FEATURE = Feature(
     commands={"checkin": "weekly.commands.checkin", "away": "weekly.commands.away",
               "schedule": "weekly.commands.schedule"},
     help=((Role.SECRETARY, "weekly.help_secretary"), (may_schedule, "weekly.help_admin")),
+    who={"checkin": Role.SECRETARY, "away": Role.SECRETARY, "schedule": may_schedule},
 )

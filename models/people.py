@@ -89,6 +89,14 @@ async def person_by_telegram_id(session: AsyncSession, telegram_id: int) -> Pers
     return result.unique().scalar_one_or_none()
 
 
+async def registered_people(session: AsyncSession) -> list[Person]:
+    """Return everyone registered, with their assignments and units (for their command menus)."""
+    rows = await session.scalars(
+        select(Person).options(selectinload(Person.assignments).selectinload(Assignment.unit)).order_by(Person.id)
+    )
+    return list(rows)
+
+
 async def reactivate(session: AsyncSession, person_id: int) -> None:
     """Mark a person reachable again (they wrote to the bot after blocking it)."""
     person = await session.get(Person, person_id)
