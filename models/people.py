@@ -71,7 +71,8 @@ async def redeem_invite(
         await session.refresh(person, ["assignments"])
     assignment = next((a for a in person.assignments if a.unit_id == invite.unit_id and a.role == invite.role), None)
     if assignment is None:
-        assignment = Assignment(person_id=person.id, unit_id=invite.unit_id, role=invite.role, unit=invite.unit)
+        assignment = Assignment(person_id=person.id, unit_id=invite.unit_id, role=invite.role, unit=invite.unit,
+                                started_at=now)
         person.assignments.append(assignment)
     person.active, person.blocked_at = True, None
     invite.used_at, invite.used_by_id = now, person.id

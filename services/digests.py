@@ -24,6 +24,7 @@ from models.reminders import (
     cells_of_subtree,
     last_reported_weeks,
     reporting_rate,
+    secretary_since,
 )
 from services.delivery import Button, Message
 
@@ -80,6 +81,37 @@ def _capped(tr: Translator, lines: list[str]) -> list[str]:
     return lines[:LIST_LIMIT] + [tr("weekly.digest_more", count=tr.number(len(lines) - LIST_LIMIT))]
 
 
+def silent_weeks(last_report: date | None, first_secretary: date | None, this_week: date) -> int | None:
+    """Return the whole weeks a cell has been silent before `this_week`, or None when it cannot be.
+
+    Reports of this week count (a cell that reported or checked in this week is never silent).
+    A cell that never reported is measured from the week its first secretary began (that week
+    itself is a grace week, like a report); a cell without any secretary has nobody to report.
+    """
+    start = last_report if last_report is not None else first_secretary
+    if start is None:
+        return None
+    return max(weeks_between(start, this_week), 0)
+
+
+async def _silent_cells(session: AsyncSession, tr: Translator, unit: Unit, cells: list[Unit], this_week: date,
+                        tz: tzinfo) -> tuple[list[str], list[Unit]]:
+    """Return the digest's silent-cell lines, and the cells that have no secretary yet."""
+    latest = await last_reported_weeks(session, unit, this_week + timedelta(days=7), tz)  # this week counts
+    since = await secretary_since(session, unit, tz)
+    silent: list[str] = []
+    unstaffed: list[Unit] = []
+    for cell in cells:
+        last = latest.get(cell.id)
+        weeks = silent_weeks(last, since.get(cell.id), this_week)
+        if weeks is None:
+            unstaffed.append(cell)
+        elif weeks >= SILENT_WEEKS:
+            key = "weekly.digest_silent_line" if last is not None else "weekly.digest_silent_never"
+            silent.append(tr(key, cell=esc(cell.name), weeks=tr.number(weeks)))
+    return silent, unstaffed
+
+
 async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day: date, tz: tzinfo) -> str:
     """Return the digest of one unit's subtree as of `day` (the week before `day`'s week is "last week")."""
     this_week = week_start(day)
@@ -114,16 +146,7 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
                target=tr.number(s.target or 0), expected=tr.number(s.expected or 0))
             for s in behind
         ]))
-    latest = await last_reported_weeks(session, unit, this_week, tz)
-    silent: list[str] = []
-    for cell in cells:
-        last = latest.get(cell.id)
-        if last is None:
-            silent.append(tr("weekly.digest_silent_never", cell=esc(cell.name)))
-        else:
-            weeks = weeks_between(last, this_week)
-            if weeks >= SILENT_WEEKS:
-                silent.append(tr("weekly.digest_silent_line", cell=esc(cell.name), weeks=tr.number(weeks)))
+    silent, unstaffed = await _silent_cells(session, tr, unit, cells, this_week, tz)
     if silent:
         lines.append("")
         lines.append(tr("weekly.digest_silent_header", count=tr.number(len(silent))))
@@ -140,6 +163,11 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
         lines.append(tr("weekly.digest_away_header", count=tr.number(len(away))))
         lines.extend(_capped(tr, [tr("weekly.digest_away_line", name=esc(n.display_name), cell=esc(n.cell_name),
                                      until=tr.date(n.since)) for n in away if n.since]))
+    if unstaffed:
+        lines.append("")
+        lines.append(tr("weekly.digest_no_secretary", count=tr.number(len(unstaffed)),
+                        cells=", ".join(esc(c.name) for c in unstaffed[:LIST_LIMIT])
+                        + (", …" if len(unstaffed) > LIST_LIMIT else "")))
     if not behind and not silent:
         lines.append("")
         lines.append(tr("weekly.digest_all_good"))

@@ -411,3 +411,51 @@ async def test_silent_from_exactly_two_whole_weeks_without_a_report(harness, las
     [digest] = sent_to(bot, 2001, mark)
     assert ("🔕 Chi bộ thôn Pác Cáp: 2 tuần chưa báo cáo" in digest) is silent
     assert "Chi bộ thôn Pác Cáp: 1 tuần" not in digest
+
+
+async def test_a_cell_that_reported_or_checked_in_this_week_is_not_silent(harness) -> None:
+    bot = harness
+    bot.clock.set(datetime(2026, 6, 1, 9, 0, tzinfo=TZ))  # secretaries since the week of 1 June
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.register(1002, "KP", Role.SECRETARY)
+    await bot.register(1003, "PC", Role.SECRETARY)
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    bot.clock.set(datetime(2026, 7, 8, 9, 0, tzinfo=TZ))  # Wednesday of the week of 6 July
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "✅")
+    await bot.say(1002, "/checkin")
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest", date(2026, 7, 8))
+    [digest] = sent_to(bot, 2002, mark)
+    assert "Nà Lạn: chưa báo cáo" not in digest and "Khuổi Pết: chưa báo cáo" not in digest
+    # Pác Cáp never reported: measured from its secretary's first week (1 June), 4 whole weeks before this one
+    assert "Chi bộ im lặng từ hai tuần trở lên (1)" in digest
+    assert "🔕 Chi bộ thôn Pác Cáp: chưa báo cáo tuần nào trong 4 tuần từ khi có bí thư" in digest
+
+
+@pytest.mark.parametrize("digest_day, silent", [(date(2026, 7, 13), False), (date(2026, 7, 20), True)])
+async def test_never_reported_counts_from_the_first_secretary_not_from_the_beginning(
+        harness, digest_day: date, silent: bool) -> None:
+    bot = harness
+    await bot.register(1003, "PC", Role.SECRETARY)  # Wednesday 1 July: the week of 29 June is a grace week
+    await bot.register(2001, "NN", Role.COMMITTEE)
+    await bot.register(2002, "BT", Role.COMMITTEE)  # Bộc Bố's cells have no secretary at all
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest", digest_day)
+    [commune] = sent_to(bot, 2001, mark)
+    assert ("🔕 Chi bộ thôn Pác Cáp: chưa báo cáo tuần nào trong 2 tuần từ khi có bí thư" in commune) is silent
+    assert "Pác Cáp: chưa báo cáo tuần nào trong 1 tuần" not in commune
+    [unstaffed] = sent_to(bot, 2002, mark)
+    assert "im lặng" not in unstaffed  # nobody to report: not silent
+    assert "Chi bộ chưa có bí thư dùng bot (2): Chi bộ thôn Khuổi Pết, Chi bộ thôn Nà Lạn" in unstaffed
+
+
+def test_silent_weeks_edges() -> None:
+    from services.digests import SILENT_WEEKS, silent_weeks
+
+    monday = date(2026, 7, 6)
+    assert silent_weeks(None, None, monday) is None  # no secretary: nobody to report
+    assert silent_weeks(monday, None, monday) == 0  # reported this week
+    assert silent_weeks(date(2026, 6, 29), None, monday) == 0
+    assert silent_weeks(None, date(2026, 6, 15), monday) == SILENT_WEEKS  # 22 and 29 June without a report
+    assert silent_weeks(date(2026, 6, 8), date(2026, 6, 29), monday) == 3  # the last report wins
