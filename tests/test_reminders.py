@@ -459,3 +459,27 @@ def test_silent_weeks_edges() -> None:
     assert silent_weeks(date(2026, 6, 29), None, monday) == 0
     assert silent_weeks(None, date(2026, 6, 15), monday) == SILENT_WEEKS  # 22 and 29 June without a report
     assert silent_weeks(date(2026, 6, 8), date(2026, 6, 29), monday) == 3  # the last report wins
+
+
+async def test_an_empty_run_says_why_nobody_got_anything(harness) -> None:
+    from core.i18n import Texts
+
+    bot = harness
+    texts = Texts.load()
+    # nobody registered: no committee for the digest, no secretary due for the reminder
+    assert (await run_weekly(bot.application, "digest")).nobody_reason == "no_committee"
+    assert (await run_weekly(bot.application, "reminder")).nobody_reason == "all_reported"
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.register(1002, "KP", Role.SECRETARY)
+    await bot.say(1001, "/checkin")
+    await bot.say(1002, "/away 7")
+    away = await run_weekly(bot.application, "reminder")
+    assert (away.recipients, away.away, away.nobody_reason) == (0, 1, "all_away")
+    await bot.say(1002, "/away 0")
+    sent = await run_weekly(bot.application, "reminder")
+    assert (sent.sent, sent.nobody_reason) == (1, None)
+    again = await run_weekly(bot.application, "reminder")
+    assert (again.sent, again.skipped, again.nobody_reason) == (0, 1, "already_sent")
+    for reason in ("no_committee", "all_reported", "all_away", "already_sent"):
+        for lang in ("vi", "en"):
+            assert texts.get(f"weekly.nobody_{reason}", lang), (reason, lang)
