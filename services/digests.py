@@ -10,6 +10,7 @@ from datetime import date, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.collation import sort_vietnamese, vietnamese_key
 from core.i18n import Translator
 from core.text import SAFE_LIMIT, esc, shorten, split_message
 from models.calendar import week_start, weeks_between
@@ -18,6 +19,7 @@ from models.progress import Period, percent, progress_of, term_progress
 from models.reminders import (
     CellStanding,
     DueSecretary,
+    SecretaryNote,
     away_secretaries,
     blocked_secretaries,
     cell_standings,
@@ -50,13 +52,14 @@ def reminder_messages(tr: Translator, person: DueSecretary, day: date) -> list[M
     """Return the weekly reminder of a secretary whose cells have not reported in the week of `day`
     (split between lines when a secretary of many cells would exceed a message; buttons on the last)."""
     week = week_start(day)
+    cells = sort_vietnamese(person.cells, key=lambda c: c.name)
     lines = [tr("weekly.reminder_header", week=week_label(tr, week)), tr("weekly.reminder_body")]
-    lines.extend(_cell_line(tr, cell, day.year) for cell in person.cells)
+    lines.extend(_cell_line(tr, cell, day.year) for cell in cells)
     lines.append("")
     lines.append(tr("weekly.reminder_footer"))
     buttons = [(Button(tr("weekly.button_report"), "report:start"),)]
-    for cell in person.cells:
-        label = tr("weekly.button_checkin") if len(person.cells) == 1 else tr("weekly.button_checkin_cell",
+    for cell in cells:
+        label = tr("weekly.button_checkin") if len(cells) == 1 else tr("weekly.button_checkin_cell",
                                                                               cell=cell.name)
         buttons.append((Button(label[:64], CHECKIN_BUTTON.format(cell=cell.unit_id, week=week)),))
     texts = split_message("\n".join(lines))
@@ -79,6 +82,11 @@ def _capped(tr: Translator, lines: list[str]) -> list[str]:
     if len(lines) <= LIST_LIMIT:
         return lines
     return lines[:LIST_LIMIT] + [tr("weekly.digest_more", count=tr.number(len(lines) - LIST_LIMIT))]
+
+
+def _by_cell_and_name(notes: list[SecretaryNote]) -> list[SecretaryNote]:
+    """Return the notes in Vietnamese order of cell, then person (the database orders by code point)."""
+    return sorted(notes, key=lambda n: (vietnamese_key(n.cell_name), vietnamese_key(n.display_name)))
 
 
 def silent_weeks(last_report: date | None, first_secretary: date | None, this_week: date) -> int | None:
@@ -135,7 +143,7 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
     lines.append(tr("weekly.digest_rate", reported=tr.number(reported), total=tr.number(total),
                     percent=tr.percent(percent(reported, total))))
 
-    cells = await cells_of_subtree(session, unit)
+    cells = sort_vietnamese(await cells_of_subtree(session, unit), key=lambda c: c.name)  # every list follows
     standings = await cell_standings(session, [c.id for c in cells], day)
     behind = [standings[c.id] for c in cells if standings[c.id].behind]
     if behind:
@@ -151,13 +159,13 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
         lines.append("")
         lines.append(tr("weekly.digest_silent_header", count=tr.number(len(silent))))
         lines.extend(_capped(tr, silent))
-    blocked = await blocked_secretaries(session, unit, tz)
+    blocked = _by_cell_and_name(await blocked_secretaries(session, unit, tz))
     if blocked:
         lines.append("")
         lines.append(tr("weekly.digest_blocked_header", count=tr.number(len(blocked))))
         lines.extend(_capped(tr, [tr("weekly.digest_person_line", name=esc(n.display_name), cell=esc(n.cell_name))
                                   for n in blocked]))
-    away = await away_secretaries(session, unit, day)
+    away = _by_cell_and_name(await away_secretaries(session, unit, day))
     if away:
         lines.append("")
         lines.append(tr("weekly.digest_away_header", count=tr.number(len(away))))

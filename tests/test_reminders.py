@@ -483,3 +483,48 @@ async def test_an_empty_run_says_why_nobody_got_anything(harness) -> None:
     for reason in ("no_committee", "all_reported", "all_away", "already_sent"):
         for lang in ("vi", "en"):
             assert texts.get(f"weekly.nobody_{reason}", lang), (reason, lang)
+
+
+async def add_cells(bot) -> None:  # type: ignore[no-untyped-def]
+    """Add cells whose names code-point order misplaces: "Đông" after "Yên", "Khuổi" before "Khâu"."""
+    from models.entities import UnitKind
+    from models.units import UnitRow, load_units
+    from tests.harness import WORLD_UNITS
+
+    extra = [UnitRow(8, "DX", "Chi bộ thôn Đông Xá", "BT", UnitKind.CELL, ("Đông Xá",)),
+             UnitRow(9, "YB", "Chi bộ thôn Yên Bình", "BT", UnitKind.CELL, ("Yên Bình",)),
+             UnitRow(10, "KM", "Chi bộ thôn Khâu Mạ", "BT", UnitKind.CELL, ("Khâu Mạ",))]
+    async with bot.sessions.begin() as session:
+        await load_units(session, [*WORLD_UNITS, *extra])
+
+
+VIETNAMESE_ORDER = ["Đông Xá", "Khâu Mạ", "Khuổi Pết", "Nà Lạn", "Yên Bình"]
+
+
+def in_order(text: str, names: list[str]) -> bool:
+    return sorted(names, key=text.index) == names and all(n in text for n in names)
+
+
+async def test_digest_lists_and_checkin_replies_are_in_vietnamese_order(harness) -> None:
+    bot = harness
+    await add_cells(bot)
+    bot.clock.set(datetime(2026, 6, 1, 9, 0, tzinfo=TZ))
+    for user_id, code in ((1001, "YB"), (1002, "KP"), (1003, "NL"), (1004, "KM"), (1005, "DX")):
+        await bot.register(user_id, code, Role.SECRETARY, f"Bí thư {code}")
+    await bot.register(1006, "YB", Role.SECRETARY, "Ánh")  # a second secretary of Yên Bình, and of Đông Xá
+    await bot.register(1006, "DX", Role.SECRETARY, "Ánh")
+    await bot.register(2001, "BT", Role.COMMITTEE)
+    bot.clock.set(datetime(2026, 7, 8, 9, 0, tzinfo=TZ))
+    for user_id in (1001, 1005):
+        await bot.say(user_id, "/away 10")
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest", date(2026, 7, 8))
+    [digest] = sent_to(bot, 2001, mark)
+    silent = digest.split("im lặng", 1)[1].split("\n\n", 1)[0]
+    assert in_order(silent, VIETNAMESE_ORDER), silent
+    away = digest.split("đi vắng", 1)[1]
+    assert in_order(away, ["Đông Xá", "Yên Bình"]), away
+    reply = (await bot.say(1006, "/checkin"))[0]["text"]
+    assert "Chi bộ thôn Đông Xá, Chi bộ thôn Yên Bình không có kết nạp mới" in reply
+    labels = [b["text"] for row in bot.api.last_message(1006)["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["↩️ Hoàn tác: Chi bộ thôn Đông Xá", "↩️ Hoàn tác: Chi bộ thôn Yên Bình"]
