@@ -1,7 +1,7 @@
 """assignment.started_at: when a person took on a role (a cell's silence is measured from its first secretary)
 
 Revision ID: 0008
-Revises: 0006 (TEMPORARY: set to 0007 once it is merged)
+Revises: 0007
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
