@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, LinkPreviewOptions, Update
+from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, Defaults, MessageHandler
 from telegram.ext import filters
@@ -17,6 +17,7 @@ from core.config import Config
 from handlers import chart, errors, export, progress, registration, report, undo, weekly
 from handlers.common import answer, translator
 from handlers.context import BotContext, ChatApplication, Feature
+from models.people import registered_people
 from models.updates import forget_processed_before, highest_processed, mark_processed, was_processed
 from services.runtime import Services, Sleep
 from services.telegram import ReplyRetry, services_of
@@ -101,14 +102,17 @@ async def unknown_message(update: Update, context: BotContext) -> None:
 
 
 async def publish_commands(application: Application) -> None:  # type: ignore[type-arg]
-    """Publish the command menu in Vietnamese (default) and English with setMyCommands."""
-    texts = services_of(application).texts
-    menu = [item for feature in FEATURES for item in feature.commands.items()]
-    for lang in ("vi", "en"):
-        commands = [BotCommand(name, texts.get(key, lang)) for name, key in menu]
-        await application.bot.set_my_commands(
-            commands, scope=BotCommandScopeAllPrivateChats(), language_code=None if lang == "vi" else lang
-        )
+    """Publish the default menu (what someone unregistered can use), then each registered person's menu.
+
+    One setMyCommands per person's chat, one after another through the Bot's rate limiter, so a
+    large deployment is paced within Telegram's limits rather than sent in a burst.
+    """
+    services = services_of(application)
+    await registration.publish_default_menu(application.bot, FEATURES, services.texts)
+    async with services.db.reading() as session:
+        people = await registered_people(session)
+    done = await registration.publish_menus(application.bot, FEATURES, services.texts, people)
+    logger.info("Command menus published for %d of %d registered people", done, len(people))
 
 
 async def post_init(application: Application) -> None:  # type: ignore[type-arg]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
 
@@ -17,8 +17,23 @@ from models.people import Scope
 from services.runtime import Services
 from services.telegram import ServicesApplication, services_of
 
-# Who a help line is for: a role, a test of the person's scope, or None for everyone.
-HelpTarget = Role | Callable[[Scope], bool] | None
+# Who a help line or a menu command is for: a role, a test of the person's scope, None for every
+# registered person, or ANYONE for people not registered yet too (the default menu: /start, /help).
+ANYONE = "anyone"
+HelpTarget = Role | Callable[[Scope], bool] | Literal["anyone"] | None
+
+
+def is_for(who: HelpTarget, scope: Scope | None) -> bool:
+    """Tell whether a help line or a command is for this person (`scope` None: someone unregistered)."""
+    if who == ANYONE:
+        return True
+    if scope is None:
+        return False
+    if who is None:
+        return True
+    if callable(who):
+        return who(scope)
+    return who in scope.roles
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,15 @@ class Feature:
     commands: Mapping[str, str] = field(default_factory=dict)  # command -> catalog key of its menu text
     help: tuple[tuple[HelpTarget, str], ...] = ()  # (who, catalog key)
     on_start: Callable[[Application[Any, Any, Any, Any, Any, Any]], Awaitable[None]] | None = None
+    # command -> who has it in their menu; a command not named here is for whoever the feature's
+    # help lines are for, so the menu and /help come from the same data (tests/test_menus.py).
+    who: Mapping[str, HelpTarget] = field(default_factory=dict)
+
+    def command_for(self, command: str, scope: Scope | None) -> bool:
+        """Tell whether `command` belongs in the menu of this person (`scope` None: someone unregistered)."""
+        if command in self.who:
+            return is_for(self.who[command], scope)
+        return any(is_for(who, scope) for who, _ in self.help)
 
 
 class ChatApplication(ServicesApplication):

@@ -94,4 +94,9 @@ def build_handlers() -> list[BaseHandler]:
     return [CommandHandler("export", export_command), CallbackQueryHandler(export_button, pattern=button_pattern("xlsx", "csv"))]
 
 
-FEATURE = Feature(handlers=build_handlers, commands={"export": "export.commands.export"}, help=((Role.COMMITTEE, "export.help"), (Role.ADMIN, "export.help")))
+def oversees(scope: Scope) -> bool:
+    """Tell whether the person follows a subtree (committee member or admin): exports are theirs."""
+    return bool(scope.roles & {Role.COMMITTEE, Role.ADMIN})
+
+
+FEATURE = Feature(handlers=build_handlers, commands={"export": "export.commands.export"}, help=((oversees, "export.help"),))

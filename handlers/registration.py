@@ -1,15 +1,30 @@
-"""Registration with invite codes, the guard for unregistered people, and /help."""
+"""Registration with invite codes, the guard for unregistered people, /help and the command menus.
+
+What a person can do is said in three places — the welcome, /help and their command menu — and all
+three come from the features' data (handlers.context.Feature: help lines and commands, each with
+its "who"), so they cannot drift apart. The default menu (every private chat) holds only what
+someone unregistered can use; each registered person gets their own menu (BotCommandScopeChat) in
+their language when they register or take a new role, and at start (bot.app.publish_commands).
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+import logging
+from collections.abc import Iterable, Sequence
+
+from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat, Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, TypeHandler
 
-from handlers.context import BotContext, Feature
+from core.i18n import Texts, Translator
+from handlers.context import ANYONE, BotContext, Feature, HelpTarget, is_for
 from handlers.common import answer, cached_person, current_person, esc, reply, translator
 from models.entities import Person, Role
 from models.people import InviteRejected, Scope, reactivate, redeem_invite
+
+logger = logging.getLogger(__name__)
+LANGUAGES = ("vi", "en")  # the default menu's languages; "vi" is published without a language code
 
 WELCOME = {Role.SECRETARY: "registration.welcome_secretary", Role.COMMITTEE: "registration.welcome_committee",
            Role.ADMIN: "registration.welcome_admin"}
@@ -59,16 +74,21 @@ async def start(update: Update, context: BotContext) -> None:
     user = update.effective_user
     assert user is not None and update.message is not None
     code = context.args[0] if context.args else ""
+    menu: list[BotCommand] | None = None
     async with context.services.db.writing() as session:
         person = await current_person(session, update)
         if not code:
             text = help_text(context, person) if person else translator(context, update)("registration.unregistered")
         else:
-            text = await _register(context, update, session, code, person)
+            text, menu = await _register(context, update, session, code, person)
     await reply(update, context, text)
+    if menu is not None:  # registered, or a new role: the menu follows (after the commit)
+        await publish_menu(context.bot, user.id, menu)
 
 
-async def _register(context: BotContext, update: Update, session, code: str, person: Person | None) -> str:  # type: ignore[no-untyped-def]
+async def _register(context: BotContext, update: Update, session, code: str,  # type: ignore[no-untyped-def]
+                    person: Person | None) -> tuple[str, list[BotCommand] | None]:
+    """Redeem the code; return the answer, and the person's new menu when they got a role."""
     user = update.effective_user
     assert user is not None
     try:
@@ -79,26 +99,78 @@ async def _register(context: BotContext, update: Update, session, code: str, per
     except InviteRejected as rejected:
         tr = translator(context, update, person)
         text = tr("registration.code_" + rejected.reason)
-        return text if person else text + "\n\n" + tr("registration.unregistered")
+        return (text if person else text + "\n\n" + tr("registration.unregistered")), None
     tr = translator(context, update, person)
-    return tr(WELCOME[assignment.role], name=esc(user.first_name), unit=esc(assignment.unit.name),
-              hours=context.services.config.bot.undo_hours)
+    scope = Scope(person)
+    lines = [tr(WELCOME[assignment.role], name=esc(user.first_name), unit=esc(assignment.unit.name)), "",
+             tr("registration.you_can"), *can_do(context, tr, scope)]
+    return "\n".join(lines), menu_of(features_of(context), context.services.texts, scope, person.language)
+
+
+def features_of(context: BotContext) -> tuple[Feature, ...]:
+    """Return the features registered on the application, in order."""
+    return tuple(getattr(context.application, "features", ()))
+
+
+def _first_specific(line: tuple[HelpTarget, str]) -> bool:
+    return line[0] is None or line[0] == ANYONE
+
+
+def can_do(context: BotContext, tr: Translator, scope: Scope) -> list[str]:
+    """Return the help lines for this person: role-specific lines first, then what everyone can do."""
+    seen: set[str] = set()
+    lines = []
+    for who, key in sorted(context.help_lines, key=_first_specific):
+        if key not in seen and is_for(who, scope):
+            seen.add(key)
+            lines.append(tr(key, hours=context.services.config.bot.undo_hours))
+    return lines
 
 
 def help_text(context: BotContext, person: Person) -> str:
     """Return the help for this person's roles."""
     tr = translator(context, None, person)
-    scope = Scope(person)
     lines = [tr("registration.help_header", name=esc(person.display_name))]
     for a in person.assignments:
         lines.append(tr("registration.help_role_line", role=tr(ROLE_NAME[a.role]), unit=esc(a.unit.name)))
     lines.append("")
-    # Role-specific lines first, then what everyone can do. A line is for a role, for whoever
-    # passes a test of their scope (a callable), or for everyone (None).
-    for who, key in sorted(context.help_lines, key=lambda line: line[0] is None):
-        if who is None or (who(scope) if callable(who) else who in scope.roles):
-            lines.append(tr(key, hours=context.services.config.bot.undo_hours))
+    lines.extend(can_do(context, tr, Scope(person)))
     return "\n".join(lines)
+
+
+# The command menus ------------------------------------------------------------------------------
+
+
+def menu_of(features: Iterable[Feature], texts: Texts, scope: Scope | None, lang: str) -> list[BotCommand]:
+    """Return the menu of a person with this scope (None: someone unregistered), in `lang`."""
+    return [BotCommand(name, texts.get(key, lang)) for feature in features for name, key in feature.commands.items()
+            if feature.command_for(name, scope)]
+
+
+async def publish_menu(bot: Bot, chat_id: int, menu: list[BotCommand]) -> bool:
+    """Set one person's menu in their private chat; a refusal is logged, never raised (the menu is a convenience)."""
+    try:
+        await bot.set_my_commands(menu, scope=BotCommandScopeChat(chat_id))
+    except TelegramError as error:
+        logger.warning("Could not set a person's command menu (%s)", type(error).__name__)
+        return False
+    return True
+
+
+async def publish_default_menu(bot: Bot, features: Sequence[Feature], texts: Texts) -> None:
+    """Set the menu of every private chat (what someone unregistered can use) in Vietnamese and English."""
+    for lang in LANGUAGES:
+        await bot.set_my_commands(menu_of(features, texts, None, lang), scope=BotCommandScopeAllPrivateChats(),
+                                  language_code=None if lang == "vi" else lang)
+
+
+async def publish_menus(bot: Bot, features: Sequence[Feature], texts: Texts, people: Iterable[Person]) -> int:
+    """Set each registered person's menu, one setMyCommands per chat (the Bot's rate limiter paces them);
+    return how many were set."""
+    done = 0
+    for person in people:
+        done += await publish_menu(bot, person.telegram_id, menu_of(features, texts, Scope(person), person.language))
+    return done
 
 
 async def show_help(update: Update, context: BotContext) -> None:
@@ -121,4 +193,5 @@ def build_handlers() -> list[BaseHandler]:
 
 FEATURE = Feature(handlers=build_handlers,
                   commands={"start": "registration.commands.start", "help": "registration.commands.help"},
-                  help=((None, "registration.help_common"),))
+                  help=((Role.SECRETARY, "registration.help_cancel"), (None, "registration.help_common")),
+                  who={"start": ANYONE, "help": ANYONE})

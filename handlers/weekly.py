@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
+from core.collation import sort_vietnamese
 from core.config import ConfigError, parse_hhmm
 from core.i18n import Translator
 from handlers.common import answer, current_person, esc, reply, today, translator
@@ -68,7 +69,7 @@ async def checkin_command(update: Update, context: BotContext) -> None:
         person = await current_person(session, update)
         assert person is not None  # the guard let only registered people through
         tr = translator(context, update, person)
-        cells = Scope(person).units(Role.SECRETARY)
+        cells = sort_vietnamese(Scope(person).units(Role.SECRETARY), key=lambda c: c.name)
         if not cells:
             text, markup = tr("weekly.only_secretaries"), None
         elif words and words[0] in UNDO_WORDS:
@@ -304,4 +305,5 @@ FEATURE = Feature(
     commands={"checkin": "weekly.commands.checkin", "away": "weekly.commands.away",
               "schedule": "weekly.commands.schedule"},
     help=((Role.SECRETARY, "weekly.help_secretary"), (may_schedule, "weekly.help_admin")),
+    who={"checkin": Role.SECRETARY, "away": Role.SECRETARY, "schedule": may_schedule},
 )

@@ -142,6 +142,10 @@ class Assignment(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     role: Mapped[Role] = mapped_column(_enum(Role))
+    # When the person took on this role (the invite's redemption; migration 0008 filled older rows
+    # from the person's registered_at). None only for rows written around the models: read as the
+    # person's registered_at (models.reminders.secretary_since). A cell's silence is measured from it.
+    started_at: Mapped[datetime | None]
 
     person: Mapped[Person] = relationship(back_populates="assignments")
     unit: Mapped[Unit] = relationship()

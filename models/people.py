@@ -71,7 +71,8 @@ async def redeem_invite(
         await session.refresh(person, ["assignments"])
     assignment = next((a for a in person.assignments if a.unit_id == invite.unit_id and a.role == invite.role), None)
     if assignment is None:
-        assignment = Assignment(person_id=person.id, unit_id=invite.unit_id, role=invite.role, unit=invite.unit)
+        assignment = Assignment(person_id=person.id, unit_id=invite.unit_id, role=invite.role, unit=invite.unit,
+                                started_at=now)
         person.assignments.append(assignment)
     person.active, person.blocked_at = True, None
     invite.used_at, invite.used_by_id = now, person.id
@@ -87,6 +88,14 @@ async def person_by_telegram_id(session: AsyncSession, telegram_id: int) -> Pers
         .options(joinedload(Person.assignments).joinedload(Assignment.unit))
     )
     return result.unique().scalar_one_or_none()
+
+
+async def registered_people(session: AsyncSession) -> list[Person]:
+    """Return everyone registered, with their assignments and units (for their command menus)."""
+    rows = await session.scalars(
+        select(Person).options(selectinload(Person.assignments).selectinload(Assignment.unit)).order_by(Person.id)
+    )
+    return list(rows)
 
 
 async def reactivate(session: AsyncSession, person_id: int) -> None:

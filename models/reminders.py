@@ -143,6 +143,27 @@ async def last_reported_weeks(session: AsyncSession, unit: Unit, before: date, t
     return latest
 
 
+async def secretary_since(session: AsyncSession, unit: Unit, tz: tzinfo) -> dict[int, date]:
+    """Return, per cell of the subtree that has a secretary, the start of the week its first secretary began."""
+    rows = await session.execute(
+        select(Assignment.unit_id, func.min(func.coalesce(Assignment.started_at, Person.registered_at)))
+        .join(Person, Person.id == Assignment.person_id)
+        .join(Unit, Unit.id == Assignment.unit_id)
+        .where(Assignment.role == Role.SECRETARY, Unit.kind == UnitKind.CELL, in_subtree(Unit.path, unit.path))
+        .group_by(Assignment.unit_id)
+    )
+    since: dict[int, date] = {}
+    for unit_id, at in rows.all():
+        if at is None:
+            continue
+        if not isinstance(at, datetime):  # aggregates bypass the column type on SQLite
+            at = datetime.fromisoformat(str(at))
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=ZoneInfo("UTC"))
+        since[unit_id] = week_start(at.astimezone(tz).date())
+    return since
+
+
 # Check-ins ------------------------------------------------------------------------------------
 
 

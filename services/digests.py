@@ -10,6 +10,7 @@ from datetime import date, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.collation import sort_vietnamese, vietnamese_key
 from core.i18n import Translator
 from core.text import SAFE_LIMIT, esc, shorten, split_message
 from models.calendar import week_start, weeks_between
@@ -18,12 +19,14 @@ from models.progress import Period, percent, progress_of, term_progress
 from models.reminders import (
     CellStanding,
     DueSecretary,
+    SecretaryNote,
     away_secretaries,
     blocked_secretaries,
     cell_standings,
     cells_of_subtree,
     last_reported_weeks,
     reporting_rate,
+    secretary_since,
 )
 from services.delivery import Button, Message
 
@@ -49,13 +52,14 @@ def reminder_messages(tr: Translator, person: DueSecretary, day: date) -> list[M
     """Return the weekly reminder of a secretary whose cells have not reported in the week of `day`
     (split between lines when a secretary of many cells would exceed a message; buttons on the last)."""
     week = week_start(day)
+    cells = sort_vietnamese(person.cells, key=lambda c: c.name)
     lines = [tr("weekly.reminder_header", week=week_label(tr, week)), tr("weekly.reminder_body")]
-    lines.extend(_cell_line(tr, cell, day.year) for cell in person.cells)
+    lines.extend(_cell_line(tr, cell, day.year) for cell in cells)
     lines.append("")
     lines.append(tr("weekly.reminder_footer"))
     buttons = [(Button(tr("weekly.button_report"), "report:start"),)]
-    for cell in person.cells:
-        label = tr("weekly.button_checkin") if len(person.cells) == 1 else tr("weekly.button_checkin_cell",
+    for cell in cells:
+        label = tr("weekly.button_checkin") if len(cells) == 1 else tr("weekly.button_checkin_cell",
                                                                               cell=cell.name)
         buttons.append((Button(label[:64], CHECKIN_BUTTON.format(cell=cell.unit_id, week=week)),))
     texts = split_message("\n".join(lines))
@@ -78,6 +82,42 @@ def _capped(tr: Translator, lines: list[str]) -> list[str]:
     if len(lines) <= LIST_LIMIT:
         return lines
     return lines[:LIST_LIMIT] + [tr("weekly.digest_more", count=tr.number(len(lines) - LIST_LIMIT))]
+
+
+def _by_cell_and_name(notes: list[SecretaryNote]) -> list[SecretaryNote]:
+    """Return the notes in Vietnamese order of cell, then person (the database orders by code point)."""
+    return sorted(notes, key=lambda n: (vietnamese_key(n.cell_name), vietnamese_key(n.display_name)))
+
+
+def silent_weeks(last_report: date | None, first_secretary: date | None, this_week: date) -> int | None:
+    """Return the whole weeks a cell has been silent before `this_week`, or None when it cannot be.
+
+    Reports of this week count (a cell that reported or checked in this week is never silent).
+    A cell that never reported is measured from the week its first secretary began (that week
+    itself is a grace week, like a report); a cell without any secretary has nobody to report.
+    """
+    start = last_report if last_report is not None else first_secretary
+    if start is None:
+        return None
+    return max(weeks_between(start, this_week), 0)
+
+
+async def _silent_cells(session: AsyncSession, tr: Translator, unit: Unit, cells: list[Unit], this_week: date,
+                        tz: tzinfo) -> tuple[list[str], list[Unit]]:
+    """Return the digest's silent-cell lines, and the cells that have no secretary yet."""
+    latest = await last_reported_weeks(session, unit, this_week + timedelta(days=7), tz)  # this week counts
+    since = await secretary_since(session, unit, tz)
+    silent: list[str] = []
+    unstaffed: list[Unit] = []
+    for cell in cells:
+        last = latest.get(cell.id)
+        weeks = silent_weeks(last, since.get(cell.id), this_week)
+        if weeks is None:
+            unstaffed.append(cell)
+        elif weeks >= SILENT_WEEKS:
+            key = "weekly.digest_silent_line" if last is not None else "weekly.digest_silent_never"
+            silent.append(tr(key, cell=esc(cell.name), weeks=tr.number(weeks)))
+    return silent, unstaffed
 
 
 async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day: date, tz: tzinfo) -> str:
@@ -103,7 +143,7 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
     lines.append(tr("weekly.digest_rate", reported=tr.number(reported), total=tr.number(total),
                     percent=tr.percent(percent(reported, total))))
 
-    cells = await cells_of_subtree(session, unit)
+    cells = sort_vietnamese(await cells_of_subtree(session, unit), key=lambda c: c.name)  # every list follows
     standings = await cell_standings(session, [c.id for c in cells], day)
     behind = [standings[c.id] for c in cells if standings[c.id].behind]
     if behind:
@@ -114,32 +154,28 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
                target=tr.number(s.target or 0), expected=tr.number(s.expected or 0))
             for s in behind
         ]))
-    latest = await last_reported_weeks(session, unit, this_week, tz)
-    silent: list[str] = []
-    for cell in cells:
-        last = latest.get(cell.id)
-        if last is None:
-            silent.append(tr("weekly.digest_silent_never", cell=esc(cell.name)))
-        else:
-            weeks = weeks_between(last, this_week)
-            if weeks >= SILENT_WEEKS:
-                silent.append(tr("weekly.digest_silent_line", cell=esc(cell.name), weeks=tr.number(weeks)))
+    silent, unstaffed = await _silent_cells(session, tr, unit, cells, this_week, tz)
     if silent:
         lines.append("")
         lines.append(tr("weekly.digest_silent_header", count=tr.number(len(silent))))
         lines.extend(_capped(tr, silent))
-    blocked = await blocked_secretaries(session, unit, tz)
+    blocked = _by_cell_and_name(await blocked_secretaries(session, unit, tz))
     if blocked:
         lines.append("")
         lines.append(tr("weekly.digest_blocked_header", count=tr.number(len(blocked))))
         lines.extend(_capped(tr, [tr("weekly.digest_person_line", name=esc(n.display_name), cell=esc(n.cell_name))
                                   for n in blocked]))
-    away = await away_secretaries(session, unit, day)
+    away = _by_cell_and_name(await away_secretaries(session, unit, day))
     if away:
         lines.append("")
         lines.append(tr("weekly.digest_away_header", count=tr.number(len(away))))
         lines.extend(_capped(tr, [tr("weekly.digest_away_line", name=esc(n.display_name), cell=esc(n.cell_name),
                                      until=tr.date(n.since)) for n in away if n.since]))
+    if unstaffed:
+        lines.append("")
+        lines.append(tr("weekly.digest_no_secretary", count=tr.number(len(unstaffed)),
+                        cells=", ".join(esc(c.name) for c in unstaffed[:LIST_LIMIT])
+                        + (", …" if len(unstaffed) > LIST_LIMIT else "")))
     if not behind and not silent:
         lines.append("")
         lines.append(tr("weekly.digest_all_good"))

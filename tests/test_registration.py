@@ -71,14 +71,15 @@ async def test_help_lists_roles(harness) -> None:
     assert "Bí thư chi bộ" in text and "/undo" in text
 
 
-async def test_commands_published_in_vietnamese_and_english(harness) -> None:
-    calls = harness.api.calls_to("setMyCommands")
-    languages = {call.params.get("language_code") for call in calls}
-    assert languages == {None, "en"}
-    vi = next(call for call in calls if call.params.get("language_code") is None)
-    names = [c["command"] for c in vi.params["commands"]]
-    assert {"report", "progress", "undo", "cancel", "help", "start"} <= set(names)
-    assert any("Báo cáo" in c["description"] for c in vi.params["commands"])
+async def test_the_default_menu_offers_only_what_someone_unregistered_can_use(harness) -> None:
+    # Changed by the menus issue: the default menu used to list every command to everyone.
+    calls = [c for c in harness.api.calls_to("setMyCommands") if c.params.get("scope", {}).get("type") == "all_private_chats"]
+    assert {call.params.get("language_code") for call in calls} == {None, "en"}
+    for call in calls:
+        assert [c["command"] for c in call.params["commands"]] == ["start", "help"]
+    vi = harness.api.get_commands("", {"type": "all_private_chats"})
+    en = harness.api.get_commands("en", {"type": "all_private_chats"})
+    assert "mã mời" in vi[0]["description"] and "invite code" in en[0]["description"]
 
 
 async def test_help_offers_the_schedule_only_to_admins_of_the_whole_tree(harness) -> None:

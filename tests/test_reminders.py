@@ -411,3 +411,120 @@ async def test_silent_from_exactly_two_whole_weeks_without_a_report(harness, las
     [digest] = sent_to(bot, 2001, mark)
     assert ("🔕 Chi bộ thôn Pác Cáp: 2 tuần chưa báo cáo" in digest) is silent
     assert "Chi bộ thôn Pác Cáp: 1 tuần" not in digest
+
+
+async def test_a_cell_that_reported_or_checked_in_this_week_is_not_silent(harness) -> None:
+    bot = harness
+    bot.clock.set(datetime(2026, 6, 1, 9, 0, tzinfo=TZ))  # secretaries since the week of 1 June
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.register(1002, "KP", Role.SECRETARY)
+    await bot.register(1003, "PC", Role.SECRETARY)
+    await bot.register(2002, "PN", Role.COMMITTEE)
+    bot.clock.set(datetime(2026, 7, 8, 9, 0, tzinfo=TZ))  # Wednesday of the week of 6 July
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "✅")
+    await bot.say(1002, "/checkin")
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest", date(2026, 7, 8))
+    [digest] = sent_to(bot, 2002, mark)
+    assert "Nà Lạn: chưa báo cáo" not in digest and "Khuổi Pết: chưa báo cáo" not in digest
+    # Pác Cáp never reported: measured from its secretary's first week (1 June), 4 whole weeks before this one
+    assert "Chi bộ im lặng từ hai tuần trở lên (1)" in digest
+    assert "🔕 Chi bộ thôn Pác Cáp: chưa báo cáo tuần nào trong 4 tuần từ khi có bí thư" in digest
+
+
+@pytest.mark.parametrize("digest_day, silent", [(date(2026, 7, 13), False), (date(2026, 7, 20), True)])
+async def test_never_reported_counts_from_the_first_secretary_not_from_the_beginning(
+        harness, digest_day: date, silent: bool) -> None:
+    bot = harness
+    await bot.register(1003, "PC", Role.SECRETARY)  # Wednesday 1 July: the week of 29 June is a grace week
+    await bot.register(2001, "NN", Role.COMMITTEE)
+    await bot.register(2002, "BT", Role.COMMITTEE)  # Bộc Bố's cells have no secretary at all
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest", digest_day)
+    [commune] = sent_to(bot, 2001, mark)
+    assert ("🔕 Chi bộ thôn Pác Cáp: chưa báo cáo tuần nào trong 2 tuần từ khi có bí thư" in commune) is silent
+    assert "Pác Cáp: chưa báo cáo tuần nào trong 1 tuần" not in commune
+    [unstaffed] = sent_to(bot, 2002, mark)
+    assert "im lặng" not in unstaffed  # nobody to report: not silent
+    assert "Chi bộ chưa có bí thư dùng bot (2): Chi bộ thôn Khuổi Pết, Chi bộ thôn Nà Lạn" in unstaffed
+
+
+def test_silent_weeks_edges() -> None:
+    from services.digests import SILENT_WEEKS, silent_weeks
+
+    monday = date(2026, 7, 6)
+    assert silent_weeks(None, None, monday) is None  # no secretary: nobody to report
+    assert silent_weeks(monday, None, monday) == 0  # reported this week
+    assert silent_weeks(date(2026, 6, 29), None, monday) == 0
+    assert silent_weeks(None, date(2026, 6, 15), monday) == SILENT_WEEKS  # 22 and 29 June without a report
+    assert silent_weeks(date(2026, 6, 8), date(2026, 6, 29), monday) == 3  # the last report wins
+
+
+async def test_an_empty_run_says_why_nobody_got_anything(harness) -> None:
+    from core.i18n import Texts
+
+    bot = harness
+    texts = Texts.load()
+    # nobody registered: no committee for the digest, no secretary due for the reminder
+    assert (await run_weekly(bot.application, "digest")).nobody_reason == "no_committee"
+    assert (await run_weekly(bot.application, "reminder")).nobody_reason == "all_reported"
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.register(1002, "KP", Role.SECRETARY)
+    await bot.say(1001, "/checkin")
+    await bot.say(1002, "/away 7")
+    away = await run_weekly(bot.application, "reminder")
+    assert (away.recipients, away.away, away.nobody_reason) == (0, 1, "all_away")
+    await bot.say(1002, "/away 0")
+    sent = await run_weekly(bot.application, "reminder")
+    assert (sent.sent, sent.nobody_reason) == (1, None)
+    again = await run_weekly(bot.application, "reminder")
+    assert (again.sent, again.skipped, again.nobody_reason) == (0, 1, "already_sent")
+    for reason in ("no_committee", "all_reported", "all_away", "already_sent"):
+        for lang in ("vi", "en"):
+            assert texts.get(f"weekly.nobody_{reason}", lang), (reason, lang)
+
+
+async def add_cells(bot) -> None:  # type: ignore[no-untyped-def]
+    """Add cells whose names code-point order misplaces: "Đông" after "Yên", "Khuổi" before "Khâu"."""
+    from models.entities import UnitKind
+    from models.units import UnitRow, load_units
+    from tests.harness import WORLD_UNITS
+
+    extra = [UnitRow(8, "DX", "Chi bộ thôn Đông Xá", "BT", UnitKind.CELL, ("Đông Xá",)),
+             UnitRow(9, "YB", "Chi bộ thôn Yên Bình", "BT", UnitKind.CELL, ("Yên Bình",)),
+             UnitRow(10, "KM", "Chi bộ thôn Khâu Mạ", "BT", UnitKind.CELL, ("Khâu Mạ",))]
+    async with bot.sessions.begin() as session:
+        await load_units(session, [*WORLD_UNITS, *extra])
+
+
+VIETNAMESE_ORDER = ["Đông Xá", "Khâu Mạ", "Khuổi Pết", "Nà Lạn", "Yên Bình"]
+
+
+def in_order(text: str, names: list[str]) -> bool:
+    return sorted(names, key=text.index) == names and all(n in text for n in names)
+
+
+async def test_digest_lists_and_checkin_replies_are_in_vietnamese_order(harness) -> None:
+    bot = harness
+    await add_cells(bot)
+    bot.clock.set(datetime(2026, 6, 1, 9, 0, tzinfo=TZ))
+    for user_id, code in ((1001, "YB"), (1002, "KP"), (1003, "NL"), (1004, "KM"), (1005, "DX")):
+        await bot.register(user_id, code, Role.SECRETARY, f"Bí thư {code}")
+    await bot.register(1006, "YB", Role.SECRETARY, "Ánh")  # a second secretary of Yên Bình, and of Đông Xá
+    await bot.register(1006, "DX", Role.SECRETARY, "Ánh")
+    await bot.register(2001, "BT", Role.COMMITTEE)
+    bot.clock.set(datetime(2026, 7, 8, 9, 0, tzinfo=TZ))
+    for user_id in (1001, 1005):
+        await bot.say(user_id, "/away 10")
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest", date(2026, 7, 8))
+    [digest] = sent_to(bot, 2001, mark)
+    silent = digest.split("im lặng", 1)[1].split("\n\n", 1)[0]
+    assert in_order(silent, VIETNAMESE_ORDER), silent
+    away = digest.split("đi vắng", 1)[1]
+    assert in_order(away, ["Đông Xá", "Yên Bình"]), away
+    reply = (await bot.say(1006, "/checkin"))[0]["text"]
+    assert "Chi bộ thôn Đông Xá, Chi bộ thôn Yên Bình không có kết nạp mới" in reply
+    labels = [b["text"] for row in bot.api.last_message(1006)["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["↩️ Hoàn tác: Chi bộ thôn Đông Xá", "↩️ Hoàn tác: Chi bộ thôn Yên Bình"]
