@@ -102,13 +102,18 @@ async def unknown_message(update: Update, context: BotContext) -> None:
 
 
 async def publish_commands(application: Application) -> None:  # type: ignore[type-arg]
-    """Publish the default menu (what someone unregistered can use), then each registered person's menu.
+    """Publish the default menu: what someone unregistered can use."""
+    await registration.publish_default_menu(application.bot, FEATURES, services_of(application).texts)
+
+
+async def refresh_menus(application: Application) -> None:  # type: ignore[type-arg]
+    """Publish each registered person's menu again (bot.lifecycle runs it in the background of `run`).
 
     One setMyCommands per person's chat, one after another through the Bot's rate limiter, so a
-    large deployment is paced within Telegram's limits rather than sent in a burst.
+    large deployment is paced within Telegram's limits rather than sent in a burst, and the bot
+    answers meanwhile. A person's menu is also set whenever they register or take on a role.
     """
     services = services_of(application)
-    await registration.publish_default_menu(application.bot, FEATURES, services.texts)
     async with services.db.reading() as session:
         people = await registered_people(session)
     done = await registration.publish_menus(application.bot, FEATURES, services.texts, people)

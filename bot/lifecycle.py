@@ -4,8 +4,8 @@
         await stop.wait()
 
 In order: initialise PTB (the Bot, persistence loading the conversations), the start-up work
-(`post_init`: menu, bookkeeping, the features' hooks), the JobQueue with the weekly runs and their
-catch-up, the poller; and back down in reverse, the update in hand finished first, then the
+(`post_init`: default menu, bookkeeping, the features' hooks), the JobQueue with the weekly runs
+and their catch-up, the poller and, in its background, everyone's own menu; and back down in reverse, the update in hand finished first, then the
 engine disposed (`post_shutdown`). `run`, the sandbox, `remind-now` and the tests all use it.
 
 Only one process may poll one bot on one database: a second `run` would answer every message
@@ -16,12 +16,14 @@ twice and fight over the conversations. The poller therefore holds the database'
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram.ext import Application
 
+from bot.app import refresh_menus
 from bot.polling import Poller
 from models.db import Database
 from services import scheduling
@@ -53,6 +55,8 @@ async def running(application: Application[Any, Any, Any, Any, Any, Any], *, pol
             poller = Poller(application, timeout=poll_timeout)
             await poller.start()
             stack.push_async_callback(poller.stop)
+            menus = asyncio.ensure_future(refresh_menus(application))  # paced; the bot answers meanwhile
+            stack.callback(menus.cancel)
         yield poller
 
 

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from sqlalchemy import MetaData, update
 from sqlalchemy.engine import make_url
-from bot.app import AdmissionsApplication, build_application
+from bot.app import AdmissionsApplication, build_application, refresh_menus
 from bot.lifecycle import running
 from core.clock import Clock, ShiftedClock
 from core.config import Config, DatabaseSettings, TelegramSettings
@@ -272,9 +272,12 @@ class Sandbox:
             self._taps[update["callback_query"]["id"]] = user_id
         return {"update_id": update["update_id"]}
 
-    def commands(self, lang: str) -> list[dict]:
-        """Return the menu commands as the bot published them for private chats in `lang`."""
+    def commands(self, lang: str, user: int | None = None) -> list[dict]:
+        """Return the menu a demo person sees in `lang` (their own chat's menu first, as Telegram resolves
+        it), or the default menu for private chats without a person."""
         code = "" if lang == "vi" else lang
+        if user is not None:
+            return self.state.commands_for(self._person(user), code)
         for scope, language in (({"type": "all_private_chats"}, code), ({"type": "all_private_chats"}, ""),
                                 (None, code), (None, "")):
             commands = self.state.get_commands(language, scope)
@@ -299,6 +302,7 @@ class Sandbox:
             if self.application is not None:
                 async with self.application.services.db.writing() as session:
                     await session.execute(update(Person).values(language=lang))
+                await refresh_menus(self.application)  # each person's menu follows their language
 
     async def run_now(self, kind: str) -> dict[str, Any]:
         """Run the weekly reminder or digest now, with the same code as `remind-now`."""
@@ -308,8 +312,11 @@ class Sandbox:
         async with self._lock:
             if self.application is None:
                 raise SandboxError("not_running", 503)
-            summary = await run_weekly(self.application.services, TelegramOutbox(self.application.bot), kind)
-        return json.loads(json.dumps({**dataclasses.asdict(summary), "nobody_reason": summary.nobody_reason},
+            services = self.application.services
+            summary = await run_weekly(services, TelegramOutbox(self.application.bot), kind)
+        reason = summary.nobody_reason
+        nobody = services.texts.get(f"weekly.nobody_{reason}", self.language) if reason else None
+        return json.loads(json.dumps({**dataclasses.asdict(summary), "nobody_reason": reason, "nobody_text": nobody},
                                      default=str))
 
     def call(self, work: Callable[[], Awaitable[T]], timeout: float = 120.0) -> T:
@@ -383,7 +390,7 @@ class _WebHandler(BaseHTTPRequestHandler):
                 self._json(200, sandbox.chat(_int(query.get("user"))))
             elif path == "/api/commands":
                 lang = query.get("lang") if query.get("lang") in LANGUAGES else sandbox.language
-                self._json(200, {"lang": lang, "commands": sandbox.commands(lang)})
+                self._json(200, {"lang": lang, "commands": sandbox.commands(lang, _int(query.get("user")))})
             elif match := _FILE_ROUTE.match(path):
                 self._file(*sandbox.file(match["file_id"]), inline=query.get("inline") == "1")
             else:

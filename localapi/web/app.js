@@ -490,7 +490,7 @@ async function showMenu() {
   const list = $("menu-list");
   list.replaceChildren();
   try {
-    const data = await api("GET", `/api/commands?lang=${state.lang}`);
+    const data = await api("GET", `/api/commands?lang=${state.lang}&user=${state.current}`);
     if (!data.commands.length) {
       const item = document.createElement("li");
       item.className = "menu-empty";
@@ -530,7 +530,8 @@ async function runNow(kind, button) {
     const data = await api("POST", `/api/run/${kind}`, {});
     const result = data.result || {};
     if (typeof result.sent === "number") {
-      notify(t("runSent", { sent: result.sent, recipients: result.recipients ?? "?", skipped: result.skipped ?? 0 }));
+      const why = result.nobody_text ? ` ${result.nobody_text}` : "";
+      notify(t("runSent", { sent: result.sent, recipients: result.recipients ?? "?", skipped: result.skipped ?? 0 }) + why);
     } else {
       notify(t("runDone", { summary: summaryOf(result) || kind }));
     }
