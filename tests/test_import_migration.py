@@ -6,7 +6,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from models.db import alembic_config, create_sync_engine_for, migrate
+from models.db import alembic_config, create_sync_engine_for
 
 
 def _units(url: str, codes: list[str]) -> None:
@@ -31,12 +31,12 @@ def _stored(url: str) -> tuple[dict[int, str], str]:
 
 def test_upgrade_upper_cases_codes_with_nfkc(database_url: str) -> None:
     _units(database_url, ["pn", "ＢＢ", "Bb-Kp", "NC", "đu/1"])
-    migrate(database_url)
+    command.upgrade(alembic_config(database_url), "0007")
     assert _stored(database_url) == ({1: "PN", 2: "BB", 3: "BB-KP", 4: "NC", 5: "ĐU/1"}, "0007")
 
 
 def test_codes_that_would_collide_stop_the_upgrade_and_change_nothing(database_url: str) -> None:
     _units(database_url, ["pn", "PN", "ＰＮ", "bb", "X"])
     with pytest.raises(Exception, match=r"(?s)'PN': 'pn' \(unit id 1\), 'PN' \(unit id 2\), 'ＰＮ' \(unit id 3\).*Nothing"):
-        migrate(database_url)
+        command.upgrade(alembic_config(database_url), "0007")
     assert _stored(database_url) == ({1: "pn", 2: "PN", 3: "ＰＮ", 4: "bb", 5: "X"}, "0006")
