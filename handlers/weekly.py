@@ -9,6 +9,7 @@ The weekly runs themselves (who is reminded, the digests, delivery, scheduling) 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,6 +133,11 @@ def _button_target(update: Update, context: BotContext, pattern: str) -> tuple[i
     return int(match.group(1)), _parse_week(match.group(2)), week_start(today(context))
 
 
+CellAction = Callable[[AsyncSession, Translator, Person, Unit, date, BotContext],
+                      Awaitable[tuple[str, InlineKeyboardMarkup | None]]]
+"""What a reminder button does to one of the person's cells this week: the reply and its buttons."""
+
+
 def _own_cell(person: Person, unit_id: int) -> Unit | None:
     """Return the cell with this id if the person is its secretary."""
     return next((c for c in Scope(person).units(Role.SECRETARY) if c.id == unit_id), None)
@@ -139,8 +145,32 @@ def _own_cell(person: Person, unit_id: int) -> Unit | None:
 
 async def checkin_button(update: Update, context: BotContext) -> None:
     """Check in one cell from a reminder's button."""
+    await _cell_button(update, context, CHECKIN_PATTERN, _check_in_from_button, "weekly.stale_week")
+
+
+async def undo_button(update: Update, context: BotContext) -> None:
+    """Undo a check-in from its button, within the same week."""
+    await _cell_button(update, context, UNDO_PATTERN, _undo_from_button, "weekly.undo_too_late")
+
+
+async def _check_in_from_button(session: AsyncSession, tr: Translator, person: Person, cell: Unit,
+                                week: date, context: BotContext) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Check `cell` in for this week: the reply and its undo button."""
+    return await _checked_in_reply(session, tr, person, [cell], week, context)
+
+
+async def _undo_from_button(session: AsyncSession, tr: Translator, person: Person, cell: Unit,
+                            week: date, context: BotContext) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Undo this week's check-in of `cell`: the reply."""
+    if await undo_check_in(session, cell, week):
+        return tr("weekly.undone", cells=esc(cell.name)), None
+    return tr("weekly.nothing_to_undo"), None
+
+
+async def _cell_button(update: Update, context: BotContext, pattern: str, act: CellAction, stale: str) -> None:
+    """One reminder button on one cell: check scope and week, act in one transaction, then answer."""
     assert update.effective_message is not None
-    unit_id, week, this_week = _button_target(update, context, CHECKIN_PATTERN)
+    unit_id, week, this_week = _button_target(update, context, pattern)
     async with context.services.db.writing() as session:
         person = await current_person(session, update)
         assert person is not None
@@ -149,32 +179,11 @@ async def checkin_button(update: Update, context: BotContext) -> None:
         if cell is None:
             text, markup = tr("weekly.not_your_cell"), None
         elif week != this_week:
-            text, markup = tr("weekly.stale_week"), None
+            text, markup = tr(stale), None
         else:
-            text, markup = await _checked_in_reply(session, tr, person, [cell], this_week, context)
+            text, markup = await act(session, tr, person, cell, this_week, context)
     await reply(update, context, text, markup)
     await answer(update.callback_query)  # after the work: a failed answer never undoes it
-
-
-async def undo_button(update: Update, context: BotContext) -> None:
-    """Undo a check-in from its button, within the same week."""
-    assert update.effective_message is not None
-    unit_id, week, this_week = _button_target(update, context, UNDO_PATTERN)
-    async with context.services.db.writing() as session:
-        person = await current_person(session, update)
-        assert person is not None
-        tr = translator(context, update, person)
-        cell = _own_cell(person, unit_id)
-        if cell is None:
-            text = tr("weekly.not_your_cell")
-        elif week != this_week:
-            text = tr("weekly.undo_too_late")
-        elif await undo_check_in(session, cell, this_week):
-            text = tr("weekly.undone", cells=esc(cell.name))
-        else:
-            text = tr("weekly.nothing_to_undo")
-    await reply(update, context, text)
-    await answer(update.callback_query)
 
 
 # Chat: /away -----------------------------------------------------------------------------------
