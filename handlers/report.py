@@ -5,7 +5,7 @@ written once, in one transaction, when the secretary taps ✅. See report.mmd fo
 
 Each question is a new message at the bottom of the chat; the draft remembers it as the live
 question (`draft["live"]`: its message id, state, and its text when it has buttons). When it is answered
-it is edited into its answer ("Giới tính: Nữ ✓") and loses its buttons; a button on any other
+it is edited into its answer ("Sex: Female ✓" in English) and loses its buttons; a button on any other
 message is answered as stale and changes nothing (`_step`), so an old button far up the chat can
 never move the conversation on.
 """
@@ -63,7 +63,7 @@ def _text(update: Update) -> str:
 
 async def _close_live(update: Update, context: BotContext, shown: str | None) -> None:
     """Turn the live question into its answer `shown` (or, with None, just take its buttons away)."""
-    live = _draft(context).pop("live", None)
+    live = _draft(context).get("live")
     chat = update.effective_chat
     if not live or chat is None:
         return
@@ -136,8 +136,9 @@ def _step(callback: Step) -> Step:
         draft = context.user_data.get(DRAFT) or {}  # type: ignore[union-attr]
         if "ref" not in draft:
             return await _expired(update, context)
-        query = update.callback_query
-        if query is not None and (query.message is None or query.message.message_id != draft.get("live", {}).get("id")):
+        query, live = update.callback_query, draft.get("live")
+        # (a draft from before live questions were kept has none: its buttons are taken as they come)
+        if query is not None and live is not None and (query.message is None or query.message.message_id != live["id"]):
             await stale_button(update, context)
             return None
         return await callback(update, context)

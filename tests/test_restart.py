@@ -87,3 +87,13 @@ async def test_abandoned_draft_is_forgotten_at_restart(harness) -> None:
     assert "Lò Thị Hoa" not in stored  # the name is no longer kept anywhere
     assert "/report" in (await bot.tap(1001, "Nữ"))[-1]["text"]  # polite: start again
     assert "họ và tên" in (await bot.say(1001, "/report"))[-1]["text"]
+
+
+async def test_a_draft_saved_before_live_questions_were_kept_still_takes_its_buttons(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    for answer in ("/report", "Lò Thị Hoa", "1998"):
+        await bot.say(1001, answer)
+    del bot.application.user_data[1001]["report"]["live"]  # as a draft persisted by the version before
+    assert "Dân tộc" in (await bot.tap(1001, "Nữ"))[-1]["text"]
+    assert "Ngày quyết định" in (await bot.tap(1001, "Tày"))[-1]["text"]
