@@ -14,7 +14,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from handlers.context import BotContext, Feature
 from handlers.common import answer, current_person, esc, reply, translator
-from models.admissions import UndoOutcome, latest_report, withdraw_report
+from models.admissions import latest_report, withdraw_report
 from models.entities import Admission, Role
 from models.units import unit_by_id
 from models.updates import mark_processed
