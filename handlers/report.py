@@ -4,10 +4,11 @@ Answers are gathered in `user_data["report"]` (persisted, so a restart resumes t
 written once, in one transaction, when the secretary taps ✅. See report.mmd for the states.
 
 Each question is a new message at the bottom of the chat; the draft remembers it as the live
-question (`draft["live"]`: its message id, state, and its text when it has buttons). When it is answered
-it is edited into its answer ("Sex: Female ✓" in English) and loses its buttons; a button on any other
-message is answered as stale and changes nothing (`_step`), so an old button far up the chat can
-never move the conversation on.
+question (`draft["live"]`: its message id, state, and its text when it has buttons) and keeps the
+ids of all it asked (`draft["asked"]`). When answered, the question is edited into its answer
+("Sex: Female ✓" in English) and loses its buttons; a button on any other message of this draft
+is answered as stale and changes nothing (`_step`, `_is_stale`), so an old button far up the chat
+can never move the conversation on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from telegram import Update
+from telegram import MaybeInaccessibleMessage, Update
 from telegram.error import BadRequest
 from telegram.ext import (
     Application,
@@ -91,6 +92,7 @@ async def _ask(update: Update, context: BotContext, state: int, *, shown: str | 
     message = await reply(update, context, text, markup)
     # The text is kept only to take the buttons away later: it holds nothing the draft does not.
     draft["live"] = {"id": message.message_id, "state": state, "text": text if markup is not None else None}
+    draft.setdefault("asked", []).append(message.message_id)
     return state
 
 
@@ -127,6 +129,21 @@ async def _invalid(update: Update, context: BotContext, reason: str, field: str 
     return None  # stay in the same state
 
 
+def _is_stale(message: MaybeInaccessibleMessage | None, draft: dict[str, Any]) -> bool:
+    """Tell whether a button's message is one this draft asked before the live question, or older than the draft.
+
+    A message newer than the draft's first question that it never recorded was sent by a run that
+    died before persisting (kill -9): Telegram redelivers the answer, the question is asked again,
+    and a tap on the first copy, still of the current step, is taken. A draft persisted before
+    questions were recorded has no live question: its buttons are taken as they come."""
+    live, asked = draft.get("live"), draft.get("asked") or []
+    if live is None or not asked:
+        return False
+    if message is None:
+        return True
+    return message.message_id != live["id"] and (message.message_id in asked or message.message_id < asked[0])
+
+
 def _step(callback: Step) -> Step:
     """Run a step only for the draft in progress: a forgotten draft is answered as expired, a button
     of any message but the live question as stale (nothing changes)."""
@@ -136,9 +153,7 @@ def _step(callback: Step) -> Step:
         draft = context.user_data.get(DRAFT) or {}  # type: ignore[union-attr]
         if "ref" not in draft:
             return await _expired(update, context)
-        query, live = update.callback_query, draft.get("live")
-        # (a draft from before live questions were kept has none: its buttons are taken as they come)
-        if query is not None and live is not None and (query.message is None or query.message.message_id != live["id"]):
+        if update.callback_query is not None and _is_stale(update.callback_query.message, draft):
             await stale_button(update, context)
             return None
         return await callback(update, context)

@@ -97,3 +97,28 @@ async def test_a_draft_saved_before_live_questions_were_kept_still_takes_its_but
     del bot.application.user_data[1001]["report"]["live"]  # as a draft persisted by the version before
     assert "Dân tộc" in (await bot.tap(1001, "Nữ"))[-1]["text"]
     assert "Ngày quyết định" in (await bot.tap(1001, "Tày"))[-1]["text"]
+
+
+async def test_a_question_sent_by_a_run_that_died_before_persisting_still_takes_its_buttons(harness) -> None:
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    for answer in ("/report", "Lò Thị Hoa", "1998"):
+        await bot.say(1001, answer)
+    asked = bot.api.last_message(1001)["message_id"]
+    # The copy a killed run sent before its state was saved: the draft never recorded it.
+    lost = await bot.application.bot.send_message(1001, "Giới tính?", reply_markup=InlineKeyboardMarkup(
+        [[InlineKeyboardButton("Nữ", callback_data="report:sex:female")]]))
+    assert lost.message_id > asked
+    assert "Dân tộc" in (await bot.tap(1001, "Nữ", lost.message_id))[-1]["text"]
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(1001, asked, "report:sex:male"))  # the recorded, answered one
+    assert "câu hỏi mới nhất" in bot.api.calls_to("answerCallbackQuery", since=mark)[-1].params.get("text", "")
+    await bot.tap(1001, "Tày")
+    await bot.say(1001, "15/05/2026")
+    await bot.tap(1001, "Bỏ qua")
+    await bot.tap(1001, "Không")
+    await bot.tap(1001, "✅")
+    [saved] = await bot.counted_admissions()
+    assert saved.sex.value == "female"
