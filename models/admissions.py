@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,27 +105,49 @@ def imported_admission(unit: Unit, draft: AdmissionDraft, now: datetime) -> Admi
 
 
 class UndoOutcome(enum.StrEnum):
-    """What /undo found."""
+    """What /undo found, or what its ✅ did (each a catalog key of undo.toml)."""
 
     WITHDRAWN = "withdrawn"
     NOTHING = "nothing"
     TOO_LATE = "too_late"
+    ALREADY = "already"
+    NOT_ALLOWED = "not_allowed"
 
 
-async def withdraw_latest(
-    session: AsyncSession, person: Person, now: datetime, window: timedelta
-) -> tuple[UndoOutcome, Admission | None]:
-    """Withdraw the person's own most recent counted report if it is younger than `window`."""
-    latest = await session.scalar(
+async def latest_report(session: AsyncSession, person: Person) -> Admission | None:
+    """Return the person's own most recent counted chat report, or None."""
+    return await session.scalar(
         select(Admission)
         .where(Admission.reported_by_id == person.id, Admission.withdrawn_at.is_(None))
         .order_by(Admission.reported_at.desc(), Admission.id.desc())
         .limit(1)
     )
-    if latest is None:
-        return UndoOutcome.NOTHING, None
-    if now - latest.reported_at > window:
-        return UndoOutcome.TOO_LATE, latest
-    latest.withdrawn_at, latest.withdrawn_by_id = now, person.id
-    await session.flush()
-    return UndoOutcome.WITHDRAWN, latest
+
+
+async def withdraw_report(
+    session: AsyncSession, person: Person, admission_id: int, now: datetime, window: timedelta
+) -> tuple[UndoOutcome, Admission | None]:
+    """Withdraw this admission if it is the person's own report, for a unit they still report for,
+    younger than `window` and not withdrawn yet; checked and done in the caller's transaction.
+
+    The UPDATE repeats "not withdrawn" in its WHERE, so of two concurrent ✅ only one withdraws.
+    NOT_ALLOWED comes without the admission: its name is not the person's to see."""
+    admission = await session.get(Admission, admission_id)
+    if admission is None or admission.reported_by_id != person.id:
+        return UndoOutcome.NOT_ALLOWED, None
+    unit = await session.get(Unit, admission.unit_id)
+    if unit is None or not Scope(person).may_report_for(unit):
+        return UndoOutcome.NOT_ALLOWED, None
+    if admission.withdrawn_at is not None:
+        return UndoOutcome.ALREADY, admission
+    if now - admission.reported_at > window:
+        return UndoOutcome.TOO_LATE, admission
+    result = await session.execute(
+        update(Admission)
+        .where(Admission.id == admission_id, Admission.withdrawn_at.is_(None))
+        .values(withdrawn_at=now, withdrawn_by_id=person.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return UndoOutcome.ALREADY, admission
+    return UndoOutcome.WITHDRAWN, admission

@@ -101,6 +101,43 @@ def clean_name(text: str) -> str:
     return name
 
 
+def _capitalised_word(word: str) -> str:
+    """Return one word of a name with a capital first letter (also after - and ', as in H'Hen, Bru-Vân).
+
+    A word typed all in small or all in capital letters is written the usual way ("lò", "LÒ" -> "Lò");
+    one already in mixed case ("McDonald") is kept, only its first letter made capital."""
+    if word.islower() or word.isupper():
+        word = word.lower()
+        return re.sub(r"(^|[\-'])(\w)", lambda m: m.group(1) + m.group(2).upper(), word)
+    return word[:1].upper() + word[1:]
+
+
+def capitalise_name(name: str) -> str:
+    """Return a cleaned full name with each word capitalised the Vietnamese way ("lò thị hoa" -> "Lò Thị Hoa")."""
+    return " ".join(_capitalised_word(word) for word in name.split(" "))
+
+
+def is_one_word(name: str) -> bool:
+    """Tell whether a full name is a single word ("Hoa"): usually only a given name, worth asking about."""
+    return len(name.split()) == 1
+
+
+def decision_doubt(decision_no: str) -> str | None:
+    """Return why a decision number looks wrong ("date": it reads as a date; "no_digit"), or None.
+
+    Decision numbers look like "125-QĐ/ĐU": a number, then the kind and the issuing body."""
+    try:
+        parse_date(decision_no)
+    except ValueError as error:
+        if error.args[0] == "impossible_date":  # shaped like a date all the same ("31/02/2026")
+            return "date"
+    else:
+        return "date"
+    if not any(ch.isdigit() for ch in decision_no):
+        return "no_digit"
+    return None
+
+
 def name_key(full_name: str) -> str:
     """Return the key two spellings of one name share (for the duplicate warning)."""
     return fold(full_name)
@@ -137,13 +174,14 @@ def parse_sex(text: str) -> Sex:
 
 
 def parse_date(text: str, today: date | None = None) -> date:
-    """Parse dd/mm/yyyy (also d/m/yyyy, dd-mm-yyyy, dd.mm.yyyy) or yyyy-mm-dd; not in the future."""
+    """Parse dd/mm/yyyy (also d/m/yyyy, d/m/yy as 20yy, dd-mm-yyyy, dd.mm.yyyy) or yyyy-mm-dd; not in the future."""
     value = (text or "").strip()
     parsed: date | None = None
-    match = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})", value)
+    match = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})", value)
     try:
         if match:
-            parsed = date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
+            year = int(match.group(3)) + (2000 if len(match.group(3)) == 2 else 0)  # 1/12/26 is 2026
+            parsed = date(year, int(match.group(2)), int(match.group(1)))
         elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             parsed = date.fromisoformat(value)
     except ValueError:

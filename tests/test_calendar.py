@@ -80,8 +80,8 @@ def test_behind_schedule_only_below_the_expected_count() -> None:
 
 @pytest.mark.parametrize("hours, outcome", [(48, "withdrawn"), (48.0003, "too_late")])
 async def test_undo_window_is_exactly_48_hours(sessions, hours: float, outcome: str) -> None:
-    from models.admissions import AdmissionDraft, new_admission, withdraw_latest
-    from models.entities import AdmissionSource, Person, Sex, UnitKind
+    from models.admissions import AdmissionDraft, new_admission, withdraw_report
+    from models.entities import AdmissionSource, Assignment, Person, Role, Sex, UnitKind
     from models.units import UnitRow, load_units, unit_by_code
 
     reported = datetime(2026, 7, 1, 9, 0, tzinfo=TZ)
@@ -91,8 +91,12 @@ async def test_undo_window_is_exactly_48_hours(sessions, hours: float, outcome: 
         person = Person(telegram_id=1, display_name="Hoa", language="vi", registered_at=reported)
         session.add(person)
         await session.flush()
+        session.add(Assignment(person_id=person.id, unit_id=cell.id, role=Role.SECRETARY))
         draft = AdmissionDraft(cell.id, "Lò Thị Hoa", 1998, Sex.FEMALE, date(2026, 7, 1))
-        session.add(new_admission(cell, draft, AdmissionSource.CHAT, reported, reported_by_id=person.id))
+        admission = new_admission(cell, draft, AdmissionSource.CHAT, reported, reported_by_id=person.id)
+        session.add(admission)
         await session.flush()
-        result, _ = await withdraw_latest(session, person, reported + timedelta(hours=hours), timedelta(hours=48))
+        await session.refresh(person, ["assignments"])
+        result, _ = await withdraw_report(session, person, admission.id, reported + timedelta(hours=hours),
+                                          timedelta(hours=48))
     assert result.value == outcome

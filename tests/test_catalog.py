@@ -7,6 +7,7 @@ import string
 from pathlib import Path
 
 from core.i18n import LOCALES_DIR, Texts, format_number, format_percent
+from models.values import KNOWN_ETHNICITIES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,10 +91,10 @@ def test_vietnamese_letters_are_found_and_plain_english_passes() -> None:
     assert vietnamese_letters("Sent 3 messages — 53.8% · 29/06–05/07/2026 ✅ «x»") == []
 
 
-# Data in the catalogs' examples: a person's name, as names are data in any language. And what other
-# catalogs still hold (not this branch's to change): report.toml's English help says "nữ" where
-# the English form is "female" — remove it from here when report.toml is fixed.
-EXAMPLE_DATA = ("Lò Thị Hoa", "1998, nữ, 15/05/2026")
+# Data in the catalogs' examples and on buttons, the same in any language: a person's name, the
+# names of ethnic groups, and the shape of a decision number (its letters are the document's own
+# abbreviations: quyết định, đảng ủy), which is typed as it is printed.
+EXAMPLE_DATA = ("Lò Thị Hoa", "125-QĐ/ĐU", "12-QĐ/ĐU", "1-QĐ", "QĐ", *KNOWN_ETHNICITIES)
 
 
 async def data_names(bot) -> list[str]:  # type: ignore[no-untyped-def]
@@ -150,6 +151,44 @@ async def test_english_flows_hold_no_vietnamese_outside_the_data(harness) -> Non
     await bot.say(secretary, "/away 0")
     await bot.say(secretary, "/checkin huy")
     await bot.say(admin, "/schedule reminder someday 16:00")
+    # /report step by step, with wrong answers, buttons and typed answers, a doubt and a one-word name
+    for answer in ("/report", "jane", "Jane Doe"):  # the typed name while the buttons ask: use the buttons
+        await bot.say(secretary, answer)
+    await bot.tap(secretary, "Type again")
+    for answer in ("Jane Doe", "20x", "1998", "x", "female"):
+        await bot.say(secretary, answer)
+    await bot.tap(secretary, "Other")
+    for answer in ("Sán Chay", "yesterday", "1/6/26", "15/05/2026", "QĐ"):
+        await bot.say(secretary, answer)
+    await bot.tap(secretary, "Keep")
+    await bot.say(secretary, "maybe")
+    await bot.tap(secretary, "Yes")
+    await bot.tap(secretary, "✏️")
+    await bot.tap(secretary, "Year of birth")
+    await bot.say(secretary, "1997")
+    await bot.say(secretary, "save it")
+    await bot.say(secretary, "/cancel")
+    await bot.say(secretary, "/cancel")
+    # the one-line form: a missing field, too many, a doubt, a duplicate, the Youth Union question on the card
+    for line in ("/report Jane Doe, 1998", "/report Jane Doe; 1998; f; 1/6/26; Tày; 1-QĐ; x",
+                 "/report Jane Doe, 2015, female, 15/05/2026", "/report jane, 1998, female, 15/05/2026, Tày, 15/05/2026"):
+        await bot.say(secretary, line)
+    await bot.tap(secretary, "Keep")
+    await bot.tap(secretary, "Type again")
+    await bot.say(secretary, "12-QĐ/ĐU")
+    await bot.tap(secretary, "No")
+    await bot.tap(secretary, "✅")
+    await bot.say(secretary, "/report Jane, 1998, female, 16/05/2026")  # the same person: a duplicate
+    await bot.tap(secretary, "Keep")
+    await bot.tap(secretary, "❌")
+    await bot.say(secretary, "/report")
+    await bot.say(secretary, "/cancel")
+    await bot.say(secretary, "/undo")
+    await bot.tap(secretary, "❌")
+    await bot.say(secretary, "/undo")
+    await bot.tap(secretary, "✅")
+    await bot.say(secretary, "/undo")
+    await bot.say(committee, "/report")
     reminded = await run_weekly(bot.application, "reminder")
     assert reminded.sent == 1  # the secretary's reminder, in English
     await bot.tap(secretary, "✅")

@@ -24,6 +24,7 @@ async def test_a_checkmark_redelivered_after_a_crash_is_saved_and_said_in_a_mess
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     message_id, data = bot.api.find_button(1001, "✅")
     await bot.poller.stop()  # deliver the ✅ by hand: its query was answered before the "crash"
     update = bot.api.push_callback(1001, message_id, data)
@@ -42,6 +43,7 @@ async def test_an_old_checkmark_answers_with_the_saved_report(harness) -> None:
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     message_id, data = bot.api.find_button(1001, "✅")
     await bot.tap(1001, "✅")
     mark = bot.api.mark()
@@ -251,6 +253,7 @@ async def test_a_chat_write_that_meets_a_long_import_keeps_the_draft_and_says_tr
         pytest.skip("SQLite's write lock only")
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     short = Database(bot.config.database.url, busy_timeout_ms=200)
     monkeypatch.setattr(bot.application, "services", replace(bot.application.services, db=short))
     lock = _hold_write_lock(bot.config.database.url)

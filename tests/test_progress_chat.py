@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from models.entities import Role
+from models.units import unit_by_code
 from tests.harness import add_history
 
 
@@ -64,22 +65,50 @@ async def test_units_without_target_show_so_without_error(harness) -> None:
     assert "chưa giao kế hoạch" in text
 
 
-async def test_undo_withdraws_own_latest_within_48_hours(harness) -> None:
+async def test_undo_shows_the_report_and_withdraws_only_on_the_check_mark(harness) -> None:
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     await bot.tap(1001, "✅")
     await bot.say(1001, "/report Lò Văn Nam, 1995, nam, 16/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     await bot.tap(1001, "✅")
-    text = (await bot.say(1001, "/undo"))[0]["text"]
+    asked = (await bot.say(1001, "/undo"))[-1]
+    assert "Lò Văn Nam" in asked["text"] and "Chi bộ thôn Nà Lạn" in asked["text"] and "16/05/2026" in asked["text"]
+    labels = [b["text"] for row in asked["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels[0].startswith("✅") and labels[1].startswith("❌")
+    assert all(len(b["callback_data"].encode()) <= 64 for row in asked["reply_markup"]["inline_keyboard"] for b in row)
+    assert len(await bot.counted_admissions()) == 2  # nothing withdrawn by /undo alone
+    assert "Đã giữ lại" in (await bot.tap(1001, "❌"))[-1]["text"]
+    assert len(await bot.counted_admissions()) == 2
+    await bot.say(1001, "/undo")
+    withdraw_id, withdraw_data = bot.api.find_button(1001, "✅")
+    text = (await bot.tap(1001, "✅"))[-1]["text"]
     assert "Đã rút lại" in text and "Lò Văn Nam" in text
     counted = await bot.counted_admissions()
     assert [a.full_name for a in counted] == ["Lò Thị Hoa"]
     assert len(await bot.all_admissions()) == 2  # kept in the audit trail
-    assert "1/4 (25,0\u00a0%)" in (await bot.say(1001, "/progress"))[0]["text"]
+    assert "1/4 (25,0\u00a0%)" in (await bot.say(1001, "/progress"))[-1]["text"]
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(1001, withdraw_id, withdraw_data))  # the same ✅ again
+    assert "đã được rút lại trước đó" in bot.replies(1001, mark)[-1]["text"]
+    assert [a.full_name for a in await bot.counted_admissions()] == ["Lò Thị Hoa"]  # not the next one
     bot.clock.advance(timedelta(hours=49))
-    text = (await bot.say(1001, "/undo"))[0]["text"]
+    text = (await bot.say(1001, "/undo"))[-1]["text"]
     assert "quá 48 giờ" in text and "Ban Tổ chức" in text
+    assert len(await bot.counted_admissions()) == 1
+
+
+async def test_undo_check_mark_late_after_48_hours_withdraws_nothing(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")
+    await bot.tap(1001, "✅")
+    await bot.say(1001, "/undo")
+    bot.clock.advance(timedelta(hours=49))  # the question stayed unanswered
+    assert "quá 48 giờ" in (await bot.tap(1001, "✅"))[-1]["text"]
     assert len(await bot.counted_admissions()) == 1
 
 
@@ -88,7 +117,35 @@ async def test_undo_never_touches_someone_elses_report(harness) -> None:
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.register(1002, "KP", Role.SECRETARY)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     await bot.tap(1001, "✅")
-    text = (await bot.say(1002, "/undo"))[0]["text"]
+    text = (await bot.say(1002, "/undo"))[-1]["text"]
     assert "chưa có báo cáo" in text and "Ban Tổ chức" in text
+    [admission] = await bot.counted_admissions()
+    message_id = bot.api.last_message(1002)["message_id"]
+    for data in (f"undo:withdraw:{admission.id}", f"undo:keep:{admission.id}"):  # forged by the other secretary
+        mark = bot.api.mark()
+        await bot.settle(bot.api.push_callback(1002, message_id, data))
+        assert "chính mình" in bot.last_text(1002) and "Lò Thị Hoa" not in bot.last_text(1002)
+        assert not [r for r in bot.replies(1002, mark) if "sự cố" in r["text"]]
+    assert len(await bot.counted_admissions()) == 1
+
+
+async def test_undo_after_leaving_the_cell_withdraws_nothing(harness) -> None:
+    from models.entities import Assignment
+    from models.people import person_by_telegram_id
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")
+    await bot.tap(1001, "✅")
+    await bot.say(1001, "/undo")
+    async with bot.sessions.begin() as session:  # no longer the secretary of Nà Lạn
+        person = await person_by_telegram_id(session, 1001)
+        for assignment in list(person.assignments):
+            await session.delete(assignment)
+        session.add(Assignment(person_id=person.id, unit_id=(await unit_by_code(session, "KP")).id,
+                               role=Role.SECRETARY))
+    assert "chính mình" in (await bot.tap(1001, "✅"))[-1]["text"]
     assert len(await bot.counted_admissions()) == 1

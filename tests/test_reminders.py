@@ -59,6 +59,7 @@ async def test_only_secretaries_of_cells_without_a_report_this_week_are_reminded
     await bot.register(1004, "PC", Role.SECRETARY, "Tú")  # away
     await bot.register(2001, "BT", Role.COMMITTEE, "Ủy viên")  # never reminded
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     await bot.tap(1001, "✅")
     assert "Đã ghi nhận" in (await bot.say(1002, "/checkin"))[0]["text"]
     await add_history(bot.sessions, "PC", 2, date(2026, 6, 30))
@@ -311,6 +312,7 @@ async def test_digest_numbers_for_each_committee_member(harness) -> None:
     await bot.register(2001, "BT", Role.COMMITTEE)
     await bot.register(2002, "PN", Role.COMMITTEE)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     await bot.tap(1001, "✅")
     await bot.say(1002, "/checkin")
     await bot.say(1004, "/away 14")
@@ -422,6 +424,7 @@ async def test_a_cell_that_reported_or_checked_in_this_week_is_not_silent(harnes
     await bot.register(2002, "PN", Role.COMMITTEE)
     bot.clock.set(datetime(2026, 7, 8, 9, 0, tzinfo=TZ))  # Wednesday of the week of 6 July
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     await bot.tap(1001, "✅")
     await bot.say(1002, "/checkin")
     mark = bot.api.mark()

@@ -14,11 +14,11 @@ async def test_half_filled_report_resumes_after_crash_and_restart(harness) -> No
     await bot.crash()
     await bot.start()
     # the sex buttons from before the restart still work, and the answers are still there
-    assert "Dân tộc" in (await bot.tap(1001, "Nữ"))[0]["text"]
+    assert "Dân tộc" in (await bot.tap(1001, "Nữ"))[-1]["text"]
     await bot.tap(1001, "Tày")
     await bot.say(1001, "15/05/2026")
     await bot.tap(1001, "Bỏ qua")
-    card = (await bot.tap(1001, "Có"))[0]["text"]
+    card = (await bot.tap(1001, "Có"))[-1]["text"]
     assert "Lò Thị Hoa" in card and "1998" in card
     await bot.tap(1001, "✅")
     assert [a.full_name for a in await bot.counted_admissions()] == ["Lò Thị Hoa"]
@@ -28,6 +28,7 @@ async def test_repeated_update_is_not_processed_twice(harness) -> None:
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     message_id, data = bot.api.find_button(1001, "✅")
     update = bot.api.push_callback(1001, message_id, data)
     await bot.settle(update)
@@ -49,6 +50,7 @@ async def test_failure_mid_save_leaves_nothing_half_written_and_no_error_text(ha
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
     message_id, data = bot.api.find_button(1001, "✅")
 
     async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -83,5 +85,40 @@ async def test_abandoned_draft_is_forgotten_at_restart(harness) -> None:
     async with bot.sessions() as session:
         stored = " ".join(await session.scalars(select(StoredState.data)))
     assert "Lò Thị Hoa" not in stored  # the name is no longer kept anywhere
-    assert "/report" in (await bot.tap(1001, "Nữ"))[0]["text"]  # polite: start again
-    assert "họ và tên" in (await bot.say(1001, "/report"))[0]["text"]
+    assert "/report" in (await bot.tap(1001, "Nữ"))[-1]["text"]  # polite: start again
+    assert "họ và tên" in (await bot.say(1001, "/report"))[-1]["text"]
+
+
+async def test_a_draft_saved_before_live_questions_were_kept_still_takes_its_buttons(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    for answer in ("/report", "Lò Thị Hoa", "1998"):
+        await bot.say(1001, answer)
+    del bot.application.user_data[1001]["report"]["live"]  # as a draft persisted by the version before
+    assert "Dân tộc" in (await bot.tap(1001, "Nữ"))[-1]["text"]
+    assert "Ngày quyết định" in (await bot.tap(1001, "Tày"))[-1]["text"]
+
+
+async def test_a_question_sent_by_a_run_that_died_before_persisting_still_takes_its_buttons(harness) -> None:
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    for answer in ("/report", "Lò Thị Hoa", "1998"):
+        await bot.say(1001, answer)
+    asked = bot.api.last_message(1001)["message_id"]
+    # The copy a killed run sent before its state was saved: the draft never recorded it.
+    lost = await bot.application.bot.send_message(1001, "Giới tính?", reply_markup=InlineKeyboardMarkup(
+        [[InlineKeyboardButton("Nữ", callback_data="report:sex:female")]]))
+    assert lost.message_id > asked
+    assert "Dân tộc" in (await bot.tap(1001, "Nữ", lost.message_id))[-1]["text"]
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(1001, asked, "report:sex:male"))  # the recorded, answered one
+    assert "câu hỏi mới nhất" in bot.api.calls_to("answerCallbackQuery", since=mark)[-1].params.get("text", "")
+    await bot.tap(1001, "Tày")
+    await bot.say(1001, "15/05/2026")
+    await bot.tap(1001, "Bỏ qua")
+    await bot.tap(1001, "Không")
+    await bot.tap(1001, "✅")
+    [saved] = await bot.counted_admissions()
+    assert saved.sex.value == "female"
