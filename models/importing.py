@@ -427,7 +427,6 @@ class _ParsedAdmissions:
     rows: list[_Row]  # the valid rows in file order (collected only while no row is bad)
     problems: list[Problem]  # the file's own problems, by line, in the order of the columns
     duplicates: list[tuple[int, str, int]]  # (line, code, first line): the same person again
-    lines_by_code: dict[str, list[int]]  # the lines of each unit code as typed
     codes: dict[str, str]  # unit code as typed -> normal_code
     first_line: dict[_Key, int]
 
@@ -477,13 +476,12 @@ def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues) -> _Par
     is checked once: history repeats them, so most cells are a dictionary look-up."""
     problems = stream.problems  # rows with too many values land here as they are read
     add = problems.append
-    parsed = _ParsedAdmissions([], problems, [], {}, {}, {})
-    rows, duplicates, lines_by_code, codes, first_line = (
-        parsed.rows, parsed.duplicates, parsed.lines_by_code, parsed.codes, parsed.first_line)
+    parsed = _ParsedAdmissions([], problems, [], {}, {})
+    rows, duplicates, codes, first_line = parsed.rows, parsed.duplicates, parsed.codes, parsed.first_line
     columns = stream.columns
     at = [columns.index(name) if name in columns else None for name in (*ADMISSION_COLUMNS, *ADMISSION_OPTIONAL)]
     i_code, i_name, i_birth, i_sex, i_date, i_ethnicity, i_decision = at
-    units: dict[str, tuple[str, str, list[int]] | None] = {}  # cell -> (as typed, normal code, its lines)
+    units: dict[str, str | None] = {}  # cell -> normal code (None: empty)
     names: dict[str, tuple[str | None, str | None, tuple[str, str] | None]] = {}
     days: dict[str, tuple[date | None, str | None, Any, tuple[str, str] | None]] = {}
     years: dict[tuple[str, int | None], tuple[int | None, tuple[str, str] | None]] = {}
@@ -499,21 +497,16 @@ def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues) -> _Par
         raw = cells[i_code]
         if (unit := units.get(raw, False)) is False:
             typed = _normal(raw)
-            unit = None
-            if typed:
-                if typed not in lines_by_code:
-                    codes[typed], lines_by_code[typed] = normal_code(typed), []
-                unit = (typed, codes[typed], lines_by_code[typed])
-            units[raw] = unit
+            unit = units[raw] = None if not typed else codes.setdefault(typed, normal_code(typed))
         if unit is None:
             add((line, "missing_value", "unit_code"))
-        else:
-            unit[2].append(line)
 
         raw = cells[i_name]
         if (name_entry := names.get(raw)) is None:
             text = _normal(raw)
             name, problem = _problem(clean_name, text)
+            if name == raw:
+                name = raw  # one string for the look-up and the row, not two
             problem = (f"name_{problem[0]}", text) if problem else None
             name_entry = names[raw] = (name, None if name is None else _name_key(name, words), problem)
         full_name, key_name, problem = name_entry
@@ -584,9 +577,9 @@ def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues) -> _Par
             continue
         if unit is None:
             continue
-        key = (unit[1], key_name, birth, iso)
+        key = (unit, key_name, birth, iso)
         if (first := first_line.setdefault(key, line)) != line:  # type: ignore[arg-type]
-            duplicates.append((line, unit[1], first))
+            duplicates.append((line, unit, first))
             collect = False
         elif collect:
             rows.append((key, full_name, sex, ethnicity, minority, decision, admitted))  # type: ignore[arg-type]
@@ -636,6 +629,21 @@ async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, 
             if stored in first_line:
                 found.add(stored)
     return found
+
+
+def _unknown_units(data: str | bytes, codes: dict[str, str], places: dict[str, Any]) -> list[Problem]:
+    """Return the problems of the rows whose unit code no unit has, read again from the file: the
+    lines of every code are not kept while reading it the first time, for the sake of memory."""
+    if all(code in places for code in codes.values()):
+        return []
+    stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
+    at = stream.columns.index("unit_code")
+    problems = []
+    for line, cells in stream.records():
+        typed = _normal(cells[at])
+        if typed and codes[typed] not in places:
+            problems.append((line, "unknown_unit", typed))
+    return problems
 
 
 REBUILD_MIN_ROWS = 10_000  # SQLite: from this many new rows (and no fewer than stored), indexes are rebuilt
@@ -688,8 +696,7 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
 
     connection = await session.connection()  # from here on the transaction (SQLite: the write lock)
     places = await _unit_places(session, parsed.codes.values())
-    unknown = [(line, "unknown_unit", typed) for typed, lines in parsed.lines_by_code.items()
-               if parsed.codes[typed] not in places for line in lines]
+    unknown = _unknown_units(data, parsed.codes, places)
     duplicates = [(line, "duplicate_row", str(first)) for line, code, first in parsed.duplicates if code in places]
     if unknown or parsed.problems or duplicates:
         # A row's unit problem comes first among its problems, its duplicate last (a stable sort).
@@ -710,6 +717,7 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
     created = 0
     try:
         async with session.begin_nested():
+            connection = await session.connection()  # emits the SAVEPOINT (lazily made otherwise)
             new = len(parsed.rows) - len(stored)
             rebuilt = await _drop_indexes(connection, new) if dialect.name == "sqlite" else []
             rows = parsed.rows
