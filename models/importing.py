@@ -47,7 +47,6 @@ from models.values import (
     is_minority,
     fold,
     is_visible,
-    name_key,
     parse_birth_year,
     parse_date,
     parse_decision_no,
