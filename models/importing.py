@@ -43,9 +43,9 @@ from models.values import (
     MIN_AGE,
     clean_name,
     describe_character,
+    fold,
     forbidden_character,
     is_minority,
-    fold,
     is_visible,
     parse_birth_year,
     parse_date,
@@ -686,7 +686,10 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
     up, every problem (the file's own, unknown units, duplicates) is raised at once before
     anything is written, the history of the units that have any is read for the skip rule, and
     the new rows go in with the driver's executemany in batches of INSERT_ROWS, inside a savepoint
-    (a database error half-way leaves nothing of the file). No ORM object is made.
+    (a database error half-way leaves nothing of the file). No ORM object is made. On SQLite a
+    large import into a table no larger than it drops the table's indexes and makes them again
+    after the inserts (_drop_indexes). A file with bad rows holds the write lock only for the
+    unit look-up (one query per CHUNK_ROWS codes) before its problems are raised.
     """
     stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
     dialect = session.get_bind().dialect
