@@ -416,6 +416,7 @@ _Row = tuple[_Key, str, Any, str | None, Any, str | None, Any]
 _INSERT_COLUMNS = ("unit_id", "unit_path", "full_name", "name_key", "birth_year", "sex", "ethnicity",
                    "minority", "decision_no", "admitted_on", "source", "reported_at")
 INSERT_ROWS = 20_000  # rows per executemany (bounded size of each batch of parameters)
+HISTORY_UNITS = 200  # units whose stored admissions one query reads for the skip rule
 
 
 @dataclass
@@ -610,18 +611,19 @@ async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, 
                        first_line: dict[_Key, int]) -> set[_Key]:
     """Return the keys of the file's rows that match a counted admission already stored.
 
-    Reads the counted admissions of the units that have any (one query per CHUNK_ROWS units):
-    work in proportion to those units' history, not one look-up per row of the file. Dates are
-    read as the ISO text both databases give for them (str of a date is its ISO form)."""
+    Reads the counted admissions of the units that have any (one query per HISTORY_UNITS units,
+    so that no result is very large): work in proportion to those units' history, not one look-up
+    per row of the file. Dates are read as the ISO text both databases give for them (str of a
+    date is its ISO form)."""
     code_of = {unit_id: code for code, (unit_id, _, history) in places.items() if history}
     ids = sorted(code_of)
     connection = await session.connection()
     found: set[_Key] = set()
-    for start in range(0, len(ids), CHUNK_ROWS):
+    for start in range(0, len(ids), HISTORY_UNITS):
         query = (
             select(Admission.unit_id, Admission.name_key, Admission.birth_year,
                    type_coerce(Admission.admitted_on, String))
-            .where(Admission.unit_id.in_(ids[start:start + CHUNK_ROWS]), Admission.withdrawn_at.is_(None))
+            .where(Admission.unit_id.in_(ids[start:start + HISTORY_UNITS]), Admission.withdrawn_at.is_(None))
         )
         for unit_id, key, year, day in await connection.execute(query):
             stored = (code_of[unit_id], key, year, str(day))

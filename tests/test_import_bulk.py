@@ -112,6 +112,7 @@ async def test_a_bad_row_in_a_later_chunk_leaves_nothing_even_if_the_caller_comm
 async def test_duplicates_are_found_across_chunks_in_the_file_and_in_the_database(
         sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importing, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(importing, "HISTORY_UNITS", 3)  # the stored rows of 20 cells in 7 queries
     await _tree(sessions)
     async with sessions.begin() as s:
         assert await import_admissions(s, HEADER + _rows(10), TODAY, NOW) == ImportCounts(10, 10)
