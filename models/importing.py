@@ -694,7 +694,7 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
     unit look-up (one query per CHUNK_ROWS codes) before its problems are raised.
     """
     stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
-    dialect = session.get_bind().dialect
+    dialect = session.get_bind(Admission).dialect
     db = _DriverValues(dialect)
     parsed = _parse_admissions(stream, today, db)
 
