@@ -1,9 +1,9 @@
 """Loading units, targets and earlier admissions from CSV files (the command line's import-*).
 
 All or nothing: every function raises ImportProblems listing every bad row, and then nothing of
-the file is left written. Units and targets are validated whole before anything is written;
-admissions are read, validated and inserted in chunks (a 200,000-row file never sits in memory as
-objects) inside a savepoint that is rolled back when any row is bad. Functions take an open session
+the file is left written. Everything is validated whole before anything is written; admissions
+are read and checked before the first statement of the transaction (see import_admissions), then
+inserted with the driver's executemany, no ORM objects. Functions take an open session
 and never commit, so the caller's transaction decides. Line numbers are the file's own (the header
 is line 1). Unit codes are case-insensitive: see models.units.normal_code.
 
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import io
-import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,13 +22,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String, insert, select, text, type_coerce
+from sqlalchemy import String, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from models.entities import Admission, AdmissionSource, Target, Unit, UnitKind
 from models.progress import Period
+from models.revision import note_domain_write
 from models.units import (
     TreeError,
     UnitRow,
@@ -40,12 +39,14 @@ from models.units import (
     tree_problems,
 )
 from models.values import (
+    MAX_AGE,
+    MIN_AGE,
     clean_name,
     describe_character,
+    fold,
     forbidden_character,
     is_minority,
     is_visible,
-    name_key,
     parse_birth_year,
     parse_date,
     parse_decision_no,
@@ -172,13 +173,26 @@ class CsvStream:
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """Yield (line, values as read) of the data rows, shorter rows padded with "" (not yet trimmed)."""
         width = len(self.columns)
-        for start, record in self._records():
-            if len(record) > width:
-                self.problems.append((start, "too_many_values", f"{len(record)}/{width}"))
-            elif len(record) < width:
-                yield start, record + [""] * (width - len(record))
-            else:
-                yield start, record
+        reader, problems = self._reader, self.problems
+        line = self._line
+        try:  # _records() inlined: this loop is most of the time a large import takes to read
+            for record in reader:
+                start, line = line, reader.line_num + 1
+                if not ((record and record[0].strip()) or any(cell.strip() for cell in record)):
+                    continue  # a blank line (a first cell with something in it is the common case)
+                if len(record) == width:
+                    yield start, record
+                elif len(record) > width:
+                    problems.append((start, "too_many_values", f"{len(record)}/{width}"))
+                else:
+                    yield start, record + [""] * (width - len(record))
+        except UnicodeDecodeError:
+            decode(self._data)  # raises ImportProblems naming the line
+            raise
+        except csv.Error as exc:
+            raise ImportProblems([*problems, (reader.line_num, "bad_csv", str(exc))]) from None
+        finally:
+            self._line = line
 
     def __iter__(self) -> Iterator[CsvRow]:
         header = self.columns
@@ -392,132 +406,272 @@ async def _units_by_code(session: AsyncSession, typed: Iterable[str]) -> dict[st
 
 # Admissions ----------------------------------------------------------------------------------
 
+# A row ready to insert, less its unit: (key, full_name, sex, ethnicity, minority, decision_no,
+# admitted_on), values already in the database driver's form; key = (code, name_key, birth_year,
+# ISO date), the skip-duplicates key (same unit, name without diacritics, birth year and date).
+_Key = tuple[str, str, int, str]
+_Row = tuple[_Key, str, Any, str | None, Any, str | None, Any]
+# The columns given, in this order; unit_id and unit_path come first, source and reported_at last.
+# youth_union, reported_by_id, report_ref, withdrawn_at, withdrawn_by_id: NULL (no column default).
+_INSERT_COLUMNS = ("unit_id", "unit_path", "full_name", "name_key", "birth_year", "sex", "ethnicity",
+                   "minority", "decision_no", "admitted_on", "source", "reported_at")
+INSERT_ROWS = 20_000  # rows per executemany (bounded size of each batch of parameters)
+HISTORY_UNITS = 200  # units whose stored admissions one query reads for the skip rule
 
-def _value_problem(parse: Any, text: str, *context: Any) -> tuple[Any, str | None]:
-    """Return (parse(text, *context), None), or (None, the reason) when it raises ValueError."""
+
+@dataclass
+class _ParsedAdmissions:
+    """A whole admissions file read and checked without the database: what is left is which units
+    exist (and which rows are already stored)."""
+
+    rows: list[_Row]  # the valid rows in file order (collected only while no row is bad)
+    problems: list[Problem]  # the file's own problems, by line, in the order of the columns
+    duplicates: list[tuple[int, str, int]]  # (line, code, first line): the same person again
+    codes: dict[str, str]  # unit code as typed -> normal_code
+    first_line: dict[_Key, int]
+
+
+class _DriverValues:
+    """Python values to what the database driver is given, per column (the columns' own bind
+    processors, each distinct value converted once)."""
+
+    def __init__(self, dialect: Any):
+        self._dialect = dialect
+        self._processors: dict[str, Any] = {}
+
+    def __call__(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if column not in self._processors:
+            kind = Admission.__table__.c[column].type
+            self._processors[column] = kind.dialect_impl(self._dialect).bind_processor(self._dialect)
+        process = self._processors[column]
+        return value if process is None else process(value)
+
+
+def _problem(parse: Any, text: str, *context: Any) -> tuple[Any, tuple[str, str] | None]:
+    """Return (parse(text, *context), None), or (None, (the reason, text)) when it raises ValueError."""
     try:
         return parse(text, *context), None
     except ValueError as exc:
-        return None, str(exc)
+        return None, (str(exc), text)
 
 
-def _cached(parse: Any, size: int) -> Any:
-    """Return `parse` answering each distinct input once per process (outcome and reason alike).
-
-    History repeats dates, years and spellings of sex: most rows are parsed by a dictionary look-up."""
-    return functools.lru_cache(maxsize=size)(functools.partial(_value_problem, parse))
-
-
-_parse_date = _cached(parse_date, 65_536)
-_parse_birth_year = _cached(parse_birth_year, 65_536)
-_parse_sex = _cached(parse_sex, 1_024)
-_parse_ethnicity = _cached(parse_ethnicity, 4_096)
-_parse_decision = _cached(parse_decision_no, 65_536)
+def _name_key(name: str, words: dict[str, str]) -> str:
+    """Return models.values.name_key(name) of a clean name (clean_name), a word at a time through
+    `words`: folding is per character and a word never loses all its letters, so this is the same."""
+    keys = []
+    for word in name.split(" "):
+        key = words.get(word)
+        if key is None:
+            key = words[word] = fold(word)
+        keys.append(key)
+    return " ".join(keys)
 
 
-def _admission_row(line: int, unit: tuple[int, str, bool] | None, cells: Sequence[str], today: date,
-                   now: datetime, problems: list[Problem]) -> dict[str, Any] | None:
-    """Return the admission table's row of one file row (unit_code, full_name, birth_year, gender,
-    admitted_on, ethnicity, decision_no — trimmed, NFC), or None after adding its problems."""
-    _, raw_name, birth_text, sex_text, date_text, ethnicity_text, decision_text = cells
-    before = len(problems)
-    name = None
-    try:
-        name = clean_name(raw_name)
-    except ValueError as exc:
-        problems.append((line, f"name_{exc}", raw_name))
-    admitted = None
-    if not date_text:
-        problems.append((line, "missing_value", "admitted_on"))
-    else:
-        admitted, reason = _parse_date(date_text, today)
-        if reason:
-            problems.append((line, reason, date_text))
-    birth = None
-    if not birth_text:
-        problems.append((line, "missing_value", "birth_year"))
-    elif admitted is None:
-        if not _YEAR_RE.match(birth_text):
-            problems.append((line, "not_year", birth_text))
-    else:
-        # Old history must validate as of its own date, not today (only the year counts).
-        birth, reason = _parse_birth_year(birth_text, date(admitted.year, 1, 1))
-        if reason:
-            problems.append((line, reason, birth_text))
-    sex = None
-    if not sex_text:
-        problems.append((line, "missing_value", "gender"))
-    else:
-        sex, reason = _parse_sex(sex_text)
-        if reason:
-            problems.append((line, reason, sex_text))
-    ethnicity = decision = None
-    if ethnicity_text:
-        ethnicity, reason = _parse_ethnicity(ethnicity_text)
-        if reason:
-            problems.append((line, reason, ethnicity_text))
-    if decision_text:
-        decision, reason = _parse_decision(decision_text)
-        if reason:
-            problems.append((line, reason, decision_text))
-    if len(problems) > before or unit is None:
-        return None
-    return {
-        "unit_id": unit[0],
-        "unit_path": unit[1],
-        "full_name": name,
-        "name_key": name_key(name),  # type: ignore[arg-type]
-        "birth_year": birth,
-        "sex": sex,
-        "ethnicity": ethnicity,
-        "minority": is_minority(ethnicity),
-        "decision_no": decision,
-        "admitted_on": admitted,
-        "source": AdmissionSource.IMPORT,
-        "reported_at": now,
-    }  # youth_union, reported_by_id, report_ref, withdrawn_at, withdrawn_by_id: NULL (no column default)
+def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues) -> _ParsedAdmissions:
+    """Read and check every row of the file (no database needed).
+
+    Each distinct cell text (dates, years, spellings of sex, ethnicities, decision numbers, names)
+    is checked once: history repeats them, so most cells are a dictionary look-up."""
+    problems = stream.problems  # rows with too many values land here as they are read
+    add = problems.append
+    parsed = _ParsedAdmissions([], problems, [], {}, {})
+    rows, duplicates, codes, first_line = parsed.rows, parsed.duplicates, parsed.codes, parsed.first_line
+    columns = stream.columns
+    at = [columns.index(name) if name in columns else None for name in (*ADMISSION_COLUMNS, *ADMISSION_OPTIONAL)]
+    i_code, i_name, i_birth, i_sex, i_date, i_ethnicity, i_decision = at
+    units: dict[str, str | None] = {}  # cell -> normal code (None: empty)
+    names: dict[str, tuple[str | None, str | None, tuple[str, str] | None]] = {}
+    days: dict[str, tuple[date | None, str | None, Any, tuple[str, str] | None]] = {}
+    years: dict[tuple[str, int | None], tuple[int | None, tuple[str, str] | None]] = {}
+    sexes: dict[str, tuple[Any, tuple[str, str] | None]] = {}
+    ethnicities: dict[str, tuple[str | None, Any, tuple[str, str] | None]] = {"": (None, db("minority", False), None)}
+    decisions: dict[str, tuple[str | None, tuple[str, str] | None]] = {"": (None, None)}
+    words: dict[str, str] = {}  # name_key of each word of the names (the names share a few words)
+    missing = {column: ("missing_value", column) for column in ADMISSION_COLUMNS}
+    collect = True  # rows are kept only while no row is bad: after that nothing will be written
+
+    for line, cells in stream.records():
+        before = len(problems)
+        raw = cells[i_code]
+        if (unit := units.get(raw, False)) is False:
+            typed = _normal(raw)
+            unit = units[raw] = None if not typed else codes.setdefault(typed, normal_code(typed))
+        if unit is None:
+            add((line, "missing_value", "unit_code"))
+
+        raw = cells[i_name]
+        if (name_entry := names.get(raw)) is None:
+            text = _normal(raw)
+            name, problem = _problem(clean_name, text)
+            if name == raw:
+                name = raw  # one string for the look-up and the row, not two
+            problem = (f"name_{problem[0]}", text) if problem else None
+            name_entry = names[raw] = (name, None if name is None else _name_key(name, words), problem)
+        full_name, key_name, problem = name_entry
+        if problem:
+            add((line, *problem))
+
+        raw = cells[i_date]
+        if (day_entry := days.get(raw)) is None:
+            text = _normal(raw)
+            if not text:
+                day, problem = None, missing["admitted_on"]
+            else:
+                day, problem = _problem(parse_date, text, today)
+            day_entry = days[raw] = (day, None if day is None else day.isoformat(), db("admitted_on", day), problem)
+        day, iso, admitted, problem = day_entry
+        if problem:
+            add((line, *problem))
+
+        raw = cells[i_birth]
+        # The common case without a look-up: four digits, 18 to 90 years old in the year of the
+        # decision (old history validates as of its own date, not today: only the year counts).
+        if day is not None and len(raw) == 4 and raw.isdigit() and raw.isascii() \
+                and day.year - MAX_AGE <= (birth := int(raw)) <= day.year - MIN_AGE:
+            pass
+        else:
+            year_key = (raw, None if day is None else day.year)
+            if (year_entry := years.get(year_key)) is None:
+                text = _normal(raw)
+                if not text:
+                    year_entry = (None, missing["birth_year"])
+                elif day is None:  # only the form can be checked without the date
+                    year_entry = (None, None if _YEAR_RE.match(text) else ("not_year", text))
+                else:
+                    year_entry = _problem(parse_birth_year, text, date(day.year, 1, 1))
+                years[year_key] = year_entry
+            birth, problem = year_entry  # type: ignore[assignment]
+            if problem:
+                add((line, *problem))
+
+        raw = cells[i_sex]
+        if (sex_entry := sexes.get(raw)) is None:
+            text = _normal(raw)
+            sex, problem = (None, missing["gender"]) if not text else _problem(parse_sex, text)
+            sex_entry = sexes[raw] = (db("sex", sex), problem)
+        sex, problem = sex_entry
+        if problem:
+            add((line, *problem))
+
+        raw = cells[i_ethnicity] if i_ethnicity is not None else ""
+        if (ethnicity_entry := ethnicities.get(raw)) is None:
+            text = _normal(raw)
+            ethnicity, problem = _problem(parse_ethnicity, text) if text else (None, None)
+            ethnicity_entry = ethnicities[raw] = (ethnicity, db("minority", is_minority(ethnicity)), problem)
+        ethnicity, minority, problem = ethnicity_entry
+        if problem:
+            add((line, *problem))
+
+        raw = cells[i_decision] if i_decision is not None else ""
+        if (decision_entry := decisions.get(raw)) is None:
+            text = _normal(raw)
+            decision_entry = decisions[raw] = _problem(parse_decision_no, text) if text else (None, None)
+        decision, problem = decision_entry
+        if problem:
+            add((line, *problem))
+
+        if len(problems) > before:
+            collect = False
+            continue
+        if unit is None:
+            continue
+        key = (unit, key_name, birth, iso)
+        if (first := first_line.setdefault(key, line)) != line:  # type: ignore[arg-type]
+            duplicates.append((line, unit, first))
+            collect = False
+        elif collect:
+            rows.append((key, full_name, sex, ethnicity, minority, decision, admitted))  # type: ignore[arg-type]
+    if problems:
+        rows.clear()
+    return parsed
 
 
-def _same_person_key(unit_id: int, key: str, birth_year: int, admitted_on: date) -> str:
-    """Return the skip-duplicates key (same unit, name without diacritics, birth year and date) as one
-    compact string: one per row of the file is kept while reading it."""
-    return f"{unit_id}\x1f{key}\x1f{birth_year}\x1f{admitted_on.isoformat()}"
-
-
-async def _stored_keys(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Return the skip-duplicates keys of counted admissions already stored that match these rows:
-    one query per chunk through ix_admission_name_key. The unit is compared as `unit_id + 0` so that
-    SQLite (without statistics) does not read every admission of the chunk's units through
-    ix_admission_unit_id instead — 50 times slower on a re-import.
-    Dates are read as the ISO text both databases give for them, without making date objects."""
-    names = sorted({row["name_key"] for row in rows})
-    units = sorted({row["unit_id"] for row in rows})
-    query = (
-        select(Admission.unit_id, Admission.name_key, Admission.birth_year,
-               type_coerce(Admission.admitted_on, String))
-        .where(Admission.name_key.in_(names), (Admission.unit_id + 0).in_(units), Admission.withdrawn_at.is_(None))
+async def _unit_places(session: AsyncSession, codes: Iterable[str]) -> dict[str, tuple[int, str, bool]]:
+    """Return normalised code -> (id, path, has counted admissions) of the units of these codes
+    (a code no unit has is left out). Called before any row is inserted, so "has counted
+    admissions" says whether the skip-duplicates rule needs to look at all."""
+    places: dict[str, tuple[int, str, bool]] = {}
+    ordered = sorted(set(codes))
+    connection = await session.connection()
+    counted = (
+        select(Admission.id)
+        .where(Admission.unit_id == Unit.id, Admission.withdrawn_at.is_(None))
+        .exists()
     )
-    found = await (await session.connection()).execute(query)
-    return {f"{unit_id}\x1f{key}\x1f{year}\x1f{day}" for unit_id, key, year, day in found}
-
-
-async def _unit_places(session: AsyncSession, codes: set[str]) -> dict[str, tuple[int, str, bool] | None]:
-    """Return normalised code -> (id, path, has counted admissions) of these codes; None for a code
-    no unit has. Called before any row of these units is inserted, so "has counted admissions"
-    says whether the skip-duplicates rule needs to look at all."""
-    places: dict[str, tuple[int, str, bool] | None] = dict.fromkeys(codes)
-    ordered = sorted(codes)
     for start in range(0, len(ordered), CHUNK_ROWS):
-        part = ordered[start:start + CHUNK_ROWS]
-        counted = (
-            select(Admission.id)
-            .where(Admission.unit_id == Unit.id, Admission.withdrawn_at.is_(None))
-            .exists()
-        )
-        query = select(Unit.code, Unit.id, Unit.path, counted).where(Unit.code.in_(part))
-        for code, unit_id, path, history in await (await session.connection()).execute(query):
+        query = select(Unit.code, Unit.id, Unit.path, counted).where(Unit.code.in_(ordered[start:start + CHUNK_ROWS]))
+        for code, unit_id, path, history in await connection.execute(query):
             places[code] = (unit_id, path, bool(history))
     return places
+
+
+async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, bool]],
+                       first_line: dict[_Key, int]) -> set[_Key]:
+    """Return the keys of the file's rows that match a counted admission already stored.
+
+    Reads the counted admissions of the units that have any (one query per HISTORY_UNITS units,
+    so that no result is very large): work in proportion to those units' history, not one look-up
+    per row of the file. Dates are read as the ISO text both databases give for them (str of a
+    date is its ISO form)."""
+    code_of = {unit_id: code for code, (unit_id, _, history) in places.items() if history}
+    ids = sorted(code_of)
+    connection = await session.connection()
+    found: set[_Key] = set()
+    for start in range(0, len(ids), HISTORY_UNITS):
+        query = (
+            select(Admission.unit_id, Admission.name_key, Admission.birth_year,
+                   type_coerce(Admission.admitted_on, String))
+            .where(Admission.unit_id.in_(ids[start:start + HISTORY_UNITS]), Admission.withdrawn_at.is_(None))
+        )
+        for unit_id, key, year, day in await connection.execute(query):
+            stored = (code_of[unit_id], key, year, str(day))
+            if stored in first_line:
+                found.add(stored)
+    return found
+
+
+def _unknown_units(data: str | bytes, codes: dict[str, str], places: dict[str, Any]) -> list[Problem]:
+    """Return the problems of the rows whose unit code no unit has, read again from the file: the
+    lines of every code are not kept while reading it the first time, for the sake of memory."""
+    if all(code in places for code in codes.values()):
+        return []
+    stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
+    at = stream.columns.index("unit_code")
+    problems = []
+    for line, cells in stream.records():
+        typed = _normal(cells[at])
+        if typed and codes[typed] not in places:
+            problems.append((line, "unknown_unit", typed))
+    return problems
+
+
+REBUILD_MIN_ROWS = 10_000  # SQLite: from this many new rows (and no fewer than stored), indexes are rebuilt
+
+
+async def _drop_indexes(connection: Any, new: int) -> list[str]:
+    """SQLite: drop the admission table's own indexes when `new` rows are about to go in and the
+    table holds no more than that; return the statements that make them again (as stored).
+
+    Sorting every row once per index (CREATE INDEX) is several times cheaper than placing each new
+    row in seven B-trees one by one, as long as the rows already there are not many more than
+    the new ones. All of it happens in the import's transaction (SQLite's DDL is transactional):
+    readers keep seeing the table with its indexes, and a failure leaves them as they were.
+    The unique constraint's own index (report_ref) cannot be dropped and stays."""
+    if new < REBUILD_MIN_ROWS:
+        return []
+    stored = (await connection.exec_driver_sql(f"SELECT count(*) FROM {Admission.__tablename__}")).scalar_one()
+    if stored > new:
+        return []
+    found = await connection.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
+        (Admission.__tablename__,))
+    indexes = list(found)
+    quote = connection.dialect.identifier_preparer.quote
+    for name, _ in indexes:
+        await connection.exec_driver_sql(f"DROP INDEX {quote(name)}")
+    return [statement for _, statement in indexes]
 
 
 async def import_admissions(session: AsyncSession, data: str | bytes, today: date, now: datetime) -> ImportCounts:
@@ -528,76 +682,65 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
     skipped, so importing a file twice does not count anyone twice; the same person twice in the
     file is a problem.
 
-    The file is read in chunks of CHUNK_ROWS: each chunk's unit codes and already-stored
-    admissions are looked up in one query each, and its new rows inserted with one executemany
-    (Core insert) — inside a savepoint, so a bad row anywhere rolls all of them back. After the
-    first bad row nothing more is inserted, but every row is still checked and reported.
+    The whole file is read and checked first, without touching the database (on SQLite the
+    command line's transaction takes the write lock only at its first statement, so a long file
+    keeps nobody waiting while it is parsed). Then, in the transaction: the unit codes are looked
+    up, every problem (the file's own, unknown units, duplicates) is raised at once before
+    anything is written, the history of the units that have any is read for the skip rule, and
+    the new rows go in with the driver's executemany in batches of INSERT_ROWS, inside a savepoint
+    (a database error half-way leaves nothing of the file). No ORM object is made. On SQLite a
+    large import into a table no larger than it drops the table's indexes and makes them again
+    after the inserts (_drop_indexes). A file with bad rows holds the write lock only for the
+    unit look-up (one query per CHUNK_ROWS codes) before its problems are raised.
     """
     stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
-    connection = await session.connection()
+    dialect = session.get_bind(Admission).dialect
+    db = _DriverValues(dialect)
+    parsed = _parse_admissions(stream, today, db)
+
+    connection = await session.connection()  # from here on the transaction (SQLite: the write lock)
+    places = await _unit_places(session, parsed.codes.values())
+    unknown = _unknown_units(data, parsed.codes, places)
+    duplicates = [(line, "duplicate_row", str(first)) for line, code, first in parsed.duplicates if code in places]
+    if unknown or parsed.problems or duplicates:
+        # A row's unit problem comes first among its problems, its duplicate last (a stable sort).
+        raise ImportProblems([*unknown, *parsed.problems, *duplicates])
+
+    stored = await _stored_keys(session, places, parsed.first_line) if any(p[2] for p in places.values()) else set()
+    parsed.first_line.clear()  # memory back before inserting
+    source, reported_at = db("source", AdmissionSource.IMPORT), db("reported_at", now)
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {Admission.__tablename__} ({', '.join(_INSERT_COLUMNS)}) "
+           f"VALUES ({', '.join([marker] * len(_INSERT_COLUMNS))})")
     cache_size = None
-    if connection.dialect.name == "sqlite":
+    if dialect.name == "sqlite":
         # The admission table has seven indexes; with SQLite's default 2 MiB page cache most
         # inserted rows read index pages back from the OS. 64 MiB for this import, then as before.
         cache_size = (await connection.execute(text("PRAGMA cache_size"))).scalar()
         await connection.execute(text(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
+    created = 0
     try:
-        return await _import_admissions(session, stream, today, now)
+        async with session.begin_nested():
+            connection = await session.connection()  # emits the SAVEPOINT (lazily made otherwise)
+            new = len(parsed.rows) - len(stored)
+            rebuilt = await _drop_indexes(connection, new) if dialect.name == "sqlite" else []
+            rows = parsed.rows
+            for start in range(0, len(rows), INSERT_ROWS):
+                batch = [
+                    (place[0], place[1], full_name, key[1], key[2], sex, ethnicity, minority, decision, admitted,
+                     source, reported_at)
+                    for key, full_name, sex, ethnicity, minority, decision, admitted in rows[start:start + INSERT_ROWS]
+                    if not ((place := places[key[0]])[2] and key in stored)
+                ]
+                if batch:
+                    await connection.exec_driver_sql(sql, batch)
+                    created += len(batch)
+            for statement in rebuilt:
+                await connection.exec_driver_sql(statement)
+            if created:
+                note_domain_write(session.sync_session)  # the driver's executemany is no ORM execute
     finally:
         if cache_size is not None:
             with contextlib.suppress(DBAPIError):  # never hide what went wrong in the import
                 await connection.execute(text(f"PRAGMA cache_size = {int(cache_size)}"))
-
-
-async def _import_admissions(session: AsyncSession, stream: CsvStream, today: date, now: datetime) -> ImportCounts:
-    problems = stream.problems  # rows with too many values land here as they are read
-    places: dict[str, tuple[int, str, bool] | None] = {}
-    first_line: dict[str, int] = {}
-    total = created = skipped = 0
-    statement = insert(Admission.__table__)  # Core: no ORM object per row
-    order = [stream.columns.index(name) if name in stream.columns else None
-             for name in (*ADMISSION_COLUMNS, *ADMISSION_OPTIONAL)]
-    normalize = unicodedata.normalize
-    codes: dict[str, str] = {}  # as typed -> normal_code
-    async with session.begin_nested():
-        records = stream.records()
-        while chunk := list(itertools.islice(records, CHUNK_ROWS)):
-            for _, cells in chunk:  # the columns in ADMISSION_COLUMNS order, trimmed and NFC, in place
-                cells[:] = [(cells[i] if cells[i].isascii() else normalize("NFC", cells[i])).strip()
-                            if i is not None else "" for i in order]
-                if cells[0] and cells[0] not in codes:
-                    codes[cells[0]] = normal_code(cells[0])
-            wanted = {codes[cells[0]] for _, cells in chunk if cells[0]}
-            if unknown := wanted - places.keys():
-                places.update(await _unit_places(session, unknown))
-            ready: list[tuple[str, dict[str, Any], bool]] = []
-            for line, cells in chunk:
-                typed = cells[0]
-                place = places[codes[typed]] if typed else None
-                if not typed:
-                    problems.append((line, "missing_value", "unit_code"))
-                elif place is None:
-                    problems.append((line, "unknown_unit", typed))
-                values = _admission_row(line, place, cells, today, now, problems)
-                if values is None or place is None:
-                    continue
-                key = _same_person_key(place[0], values["name_key"], values["birth_year"], values["admitted_on"])
-                if key in first_line:
-                    problems.append((line, "duplicate_row", str(first_line[key])))
-                    continue
-                first_line[key] = line
-                total += 1
-                if not problems:
-                    ready.append((key, values, place[2]))
-            if problems or not ready:
-                continue  # nothing more is written; the rest is only checked
-            known = [values for _, values, history in ready if history]
-            stored = await _stored_keys(session, known) if known else set()
-            new = [values for key, values, _ in ready if key not in stored]
-            skipped += len(ready) - len(new)
-            if new:
-                await session.execute(statement, new)
-                created += len(new)
-        if problems:
-            raise ImportProblems(problems)  # leaves the savepoint: its inserts are rolled back
-    return ImportCounts(total=total, created=created, skipped=skipped)
+    return ImportCounts(total=len(parsed.rows), created=created, skipped=len(parsed.rows) - created)

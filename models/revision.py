@@ -83,3 +83,10 @@ def watch_changes(maker: sessionmaker[Session], on_change: Callable[[], None] | 
 async def current_revision(session: AsyncSession) -> int:
     """Return the data revision (0 when the row is missing, e.g. a database made before it existed)."""
     return int(await session.scalar(select(DataRevision.value).where(DataRevision.id == ROW_ID)) or 0)
+
+
+def note_domain_write(session: Session) -> None:
+    """Record that `session` wrote domain data past the ORM (a driver-level executemany): its commit
+    then bumps the revision as an ORM write would."""
+    session.info[WROTE] = True
+    session.info[CHANGED] = True

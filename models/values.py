@@ -90,6 +90,15 @@ def is_visible(text: str) -> bool:
 def clean_name(text: str) -> str:
     """Return the full name as typed (spaces tidied, NFC), or raise ValueError."""
     name = " ".join(unicodedata.normalize("NFC", text or "").split())
+    letters = name.replace(" ", "")
+    if letters.isalpha() and BLANK_LOOKING.isdisjoint(letters):
+        # The common case, decided without the checks below (letters are visible and match
+        # _NAME_RE when only single spaces separate them).
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError("too_long")
+        if len(letters) < 2:
+            raise ValueError("letters_only")
+        return name
     if not name or not is_visible(name):
         raise ValueError("empty")
     if len(name) > MAX_NAME_LENGTH:

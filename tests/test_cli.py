@@ -229,3 +229,30 @@ def test_example_config_loads_and_catalogs_match() -> None:
     vi = {k for k in texts.catalogs["vi"] if k.startswith("cli.")}
     en = {k for k in texts.catalogs["en"] if k.startswith("cli.")}
     assert vi == en and "cli.no_token" in vi
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_a_bad_row_at_the_end_of_a_large_admissions_file_saves_nothing(
+        sqlite_run: Callable[..., Run], language: str) -> None:
+    """20,000 good rows then bad ones: every bad line named in the configured language, nothing saved;
+    the good rows alone then go in (the index-rebuild path of a large import into an empty table)."""
+    run = sqlite_run(f'[bot]\nlanguage = "{language}"\n')
+    ok(run("init"))
+    ok(run("import-units", run.file("units.csv", UNITS)))
+    header = "unit_code,full_name,birth_year,gender,admitted_on\n"
+    given = ("Hoa", "Páo", "Bình", "Mai", "Hùng", "Lan", "Dua", "Tám", "Chiến", "Thắng")
+    good = "".join(
+        f"C{1 + i % 3},Lò Thị {given[i % 10]} {given[i // 10 % 10]} {given[i // 100 % 10]} {given[i // 1000 % 10]},"
+        f"{1970 + i // 10_000},nữ,{date(2000, 1, 1) + timedelta(days=i % 5000):%d/%m/%Y}\n" for i in range(20_000))
+    bad = "NOPE,Lò Văn An,1990,nam,01/01/2020\nC1,Lò Văn Bình,1990,nam,31/02/2020\n"
+    err = failed(run("import-admissions", run.file("big.csv", header + good + bad)))
+    if language == "vi":
+        assert "có lỗi ở 2 dòng, chưa lưu gì" in err
+        assert "dòng 20002: không có đơn vị mã 'NOPE'" in err and "dòng 20003: ngày '31/02/2020' không có thật" in err
+    else:
+        assert "2 line(s) with problems, nothing was saved" in err
+        assert "line 20002: no unit with code 'NOPE'" in err and "line 20003: date '31/02/2020' does not exist" in err
+    assert run.query("SELECT count(*) FROM admission") == [(0,)]
+    ok(run("import-admissions", run.file("good.csv", header + good)))
+    assert run.query("SELECT count(*) FROM admission") == [(20_000,)]
+    assert len(run.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'admission'")) == 7

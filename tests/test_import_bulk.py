@@ -1,4 +1,5 @@
-"""import-admissions in chunks: Core executemany inserts, bounded memory, all or nothing, the revision."""
+"""import-admissions of large files: the file checked before the transaction writes, driver executemany
+inserts in batches, bounded memory, all or nothing, the indexes SQLite rebuilds, the revision."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import tracemalloc
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, func, select
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models import importing
@@ -19,6 +22,7 @@ from models.importing import (
     import_units,
 )
 from models.revision import current_revision
+from models.values import BLANK_LOOKING, MAX_NAME_LENGTH, clean_name, is_visible, name_key
 
 NOW = datetime(2026, 6, 15, 3, 0, tzinfo=timezone.utc)
 TODAY = date(2026, 6, 15)
@@ -62,9 +66,10 @@ def _statements(engine: AsyncEngine) -> list[tuple[str, int]]:
     return seen
 
 
-async def test_rows_go_in_by_chunks_of_core_executemany_without_orm_objects(
+async def test_rows_go_in_by_batches_of_executemany_without_orm_objects(
         sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(importing, "INSERT_ROWS", 100)
     await _tree(sessions)
     inserts = _statements(engine)
     async with sessions.begin() as s:
@@ -72,7 +77,7 @@ async def test_rows_go_in_by_chunks_of_core_executemany_without_orm_objects(
         # No Admission was made an ORM object (and so none is held by the session).
         assert not [obj for obj in s.identity_map.values() if isinstance(obj, Admission)]
     assert await _count(sessions) == 450
-    # One statement per chunk (PostgreSQL's driver may split one executemany into pages itself).
+    # One statement per batch (PostgreSQL's driver may split one executemany into pages itself).
     assert sum(rows for _, rows in inserts) <= 450 + 5 and len(inserts) <= 5 * 2
     assert len(inserts) < 450 / 10
 
@@ -87,7 +92,7 @@ async def test_memory_stays_small_for_a_large_file(sessions: Sessions) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # ORM objects for every row took about 60 MB here; chunks of rows and one key per row, a few.
+    # ORM objects for every row took about 60 MB here; the checked rows (tuples) and a key per row, a few.
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
@@ -107,6 +112,7 @@ async def test_a_bad_row_in_a_later_chunk_leaves_nothing_even_if_the_caller_comm
 async def test_duplicates_are_found_across_chunks_in_the_file_and_in_the_database(
         sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importing, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(importing, "HISTORY_UNITS", 3)  # the stored rows of 20 cells in 7 queries
     await _tree(sessions)
     async with sessions.begin() as s:
         assert await import_admissions(s, HEADER + _rows(10), TODAY, NOW) == ImportCounts(10, 10)
@@ -169,3 +175,151 @@ async def test_imported_rows_carry_every_column_an_admission_has(sessions: Sessi
     assert (hoa.decision_no, hoa.reported_at, hoa.source.value, hoa.withdrawn_at) == ("125-QĐ/ĐU", NOW, "import", None)
     assert (pao.ethnicity, pao.minority, pao.youth_union, pao.report_ref, pao.reported_by_id) == (
         None, False, None, None, None)
+
+
+def _indexes(sync_conn) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return sorted(sync_conn.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'admission'")).all())
+
+
+async def test_a_bad_row_at_the_end_of_a_large_file_leaves_nothing(
+        sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importing, "REBUILD_MIN_ROWS", 100)  # the path a 200,000-row file takes on SQLite
+    await _tree(sessions)
+    async with sessions() as s:
+        before = await current_revision(s)
+    inserts = _statements(engine)
+    good = _rows(20_000)
+    for bad, expected in (
+        ("C1,Lò Văn An,1990,nam,31/02/2020,,\n", (20_002, "impossible_date", "31/02/2020")),
+        ("NOPE,Lò Văn An,1990,nam,01/01/2020,,\n", (20_002, "unknown_unit", "NOPE")),
+        (good.splitlines(keepends=True)[0].replace("C0,", "c0,"), (20_002, "duplicate_row", "2")),
+    ):
+        with pytest.raises(ImportProblems) as info:
+            async with sessions.begin() as s:
+                await import_admissions(s, (HEADER + good + bad).encode("utf-8"), TODAY, NOW)
+        assert info.value.problems == [expected]
+        assert await _count(sessions) == 0
+    assert inserts == []  # nothing was even tried: every row is checked before the first insert
+    async with sessions() as s:
+        assert await current_revision(s) == before
+
+
+async def test_the_file_is_checked_before_the_transaction_runs_its_first_statement(
+        sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the first statement takes the write lock (BEGIN IMMEDIATE): none while parsing."""
+    await _tree(sessions)
+    order: list[str] = []
+    event.listen(engine.sync_engine, "begin", lambda conn: order.append("begin"))
+    parse = importing._parse_admissions
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        order.append("parse")
+        result = parse(*args, **kwargs)
+        order.append("parsed")
+        return result
+
+    monkeypatch.setattr(importing, "_parse_admissions", watched)
+    async with sessions.begin() as s:
+        await import_admissions(s, HEADER + _rows(50), TODAY, NOW)
+    assert order == ["parse", "parsed", "begin"]
+
+
+async def test_sqlite_rebuilds_the_indexes_as_they_were_only_when_the_table_is_small(
+        sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    monkeypatch.setattr(importing, "REBUILD_MIN_ROWS", 40)
+    await _tree(sessions)
+    async with engine.connect() as conn:
+        indexes = await conn.run_sync(_indexes)
+    assert len(indexes) == 7  # six of the model's, and the unique constraint's own
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: statements.append(statement.split(" (")[0]))
+    async with sessions.begin() as s:
+        assert (await import_admissions(s, HEADER + _rows(50), TODAY, NOW)).created == 50
+    assert sum(statement.startswith("DROP INDEX") for statement in statements) == 6
+    assert sum(statement.startswith("CREATE INDEX") for statement in statements) == 6
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_indexes) == indexes
+        assert (await conn.execute(text("PRAGMA integrity_check"))).scalar() == "ok"
+        plan = (await conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT id FROM admission WHERE name_key = 'x' AND birth_year = 1990"))).all()
+        assert "ix_admission_name_key" in str(plan)
+    # 45 more rows into a table of 50: inserted into the indexes as they are.
+    statements.clear()
+    async with sessions.begin() as s:
+        assert (await import_admissions(s, HEADER + _rows(45, start=50), TODAY, NOW)).created == 45
+    assert not [statement for statement in statements if "INDEX" in statement]
+    assert await _count(sessions) == 95
+
+
+async def test_a_database_error_half_way_leaves_no_rows_and_every_index(
+        sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importing, "REBUILD_MIN_ROWS", 10)
+    monkeypatch.setattr(importing, "INSERT_ROWS", 10)
+    await _tree(sessions)
+    async with engine.connect() as conn:
+        indexes = await conn.run_sync(_indexes) if engine.dialect.name == "sqlite" else None
+    inserts = _statements(engine)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def fail(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if len(inserts) == 3 and statement.startswith("INSERT INTO admission"):
+            raise RuntimeError("disk full")  # the third batch: two are in
+
+    async with sessions.begin() as s:
+        with pytest.raises(RuntimeError):
+            await import_admissions(s, HEADER + _rows(50), TODAY, NOW)
+        # A caller that carries on and commits still finds nothing written (a savepoint).
+    event.remove(engine.sync_engine, "before_cursor_execute", fail)
+    assert len(inserts) == 3 and await _count(sessions) == 0
+    if indexes is not None:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_indexes) == indexes
+
+
+def _reference_clean_name(text: str) -> str:
+    """models.values.clean_name before its fast path (the rules it must still follow)."""
+    import re
+    import unicodedata
+
+    name = " ".join(unicodedata.normalize("NFC", text or "").split())
+    if not name or not is_visible(name):
+        raise ValueError("empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError("too_long")
+    if not name.replace(" ", "").isalpha() and any(ch.isdigit() for ch in name):
+        raise ValueError("digits")
+    if not re.match(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+)*$", name) or len(name.replace(" ", "")) < 2:
+        raise ValueError("letters_only")
+    return name
+
+
+def _outcome(parse, text: str) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return "= " + parse(text)
+    except ValueError as exc:
+        return "! " + str(exc)
+
+
+NAMES = ["Lò Thị Hoa", "Lo Thi Hoa", " Giàng  A\tPáo ", "O'Neil Đức", "Anne-Marie", "ΟΔΥΣΣΕΥΣ Σ", "Ǆ ǅ",
+         "\u3164\u3164", "A", "Ab" * 61, "Lò Văn 2", "Lò Văn ½", "x²", "\u200bHoa", "Hoa\u0301", "ﬁ ﬂ", "İ Ⅻ",
+         "Hoa\u115fLan", "", "  "]
+
+
+@given(st.lists(st.sampled_from([*NAMES, " ", "a", "Đ", "\u0301", "'", "-", "2", *sorted(BLANK_LOOKING)]),
+                max_size=8).map("".join) | st.text(max_size=30))
+def test_clean_name_and_the_word_by_word_name_key_agree_with_the_rules(text: str) -> None:
+    assert _outcome(clean_name, text) == _outcome(_reference_clean_name, text)
+    try:
+        name = clean_name(text)
+    except ValueError:
+        return
+    assert importing._name_key(name, {}) == name_key(name)
+
+
+def test_the_sample_names_agree_too() -> None:
+    for text in NAMES:
+        test_clean_name_and_the_word_by_word_name_key_agree_with_the_rules.hypothesis.inner_test(text)  # type: ignore[attr-defined]
