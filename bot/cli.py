@@ -195,7 +195,8 @@ async def _admissions(cli: Cli, session: AsyncSession, data: bytes) -> ImportCou
 
 
 cmd_import_units = _importer("units_done", lambda cli, session, data: import_units(session, data))
-cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(session, data))
+cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(
+    session, data, cli.config.bot.term_start))
 cmd_import_admissions = _importer("admissions_done", _admissions)
 
 
@@ -235,25 +236,26 @@ async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
     """Write the progress export of a unit's subtree: XLSX, or CSV when the file name ends in .csv."""
-    from models.progress import Period
+    from models.progress import Period, stored_period
     from models.units import unit_by_code
     from reports.exports import export_bytes
 
     day = cli.clock.now().astimezone(cli.config.bot.tz).date()
     try:
-        period = Period.parse(args.period) if args.period else Period.year(day.year)
+        asked = Period.parse(args.period, cli.config.bot.term_start) if args.period else Period.year(day.year)
     except ValueError:
         raise CliError(cli.t("bad_period", period=args.period)) from None
     fmt = "csv" if args.out.suffix.lower() == ".csv" else "xlsx"
 
-    async def work(session: AsyncSession) -> tuple[Any, Callable[[], bytes]]:
+    async def work(session: AsyncSession) -> tuple[Any, Period, Callable[[], bytes]]:
         unit = await unit_by_code(session, args.unit.strip())
         if unit is None:
             raise CliError(cli.t("unknown_unit", code=args.unit))
+        period = await stored_period(session, unit, asked)  # a term keeps the days its target was set with
         _, render = await export_bytes(session, unit, period, day, fmt)
-        return unit, render  # type: ignore[return-value]
+        return unit, period, render
 
-    unit, render = await in_transaction(cli, work)
+    unit, period, render = await in_transaction(cli, work)
     try:
         args.out.write_bytes(render())
     except OSError as exc:

@@ -86,7 +86,8 @@ async def chart_command(update: Update, context: BotContext) -> None:
     """Send the chart of the person's unit for `/chart [term|YYYY]`."""
     assert update.message is not None
     try:
-        period, want_term = parse_period_argument(context.args or [], today(context).year)
+        period, want_term = parse_period_argument(context.args or [], today(context).year,
+                                                  context.services.config.bot.term_start)
     except ValueError:
         tr = translator(context, update, await cached_person(context, update))
         await update.message.reply_text(tr("chart.bad_period"))
@@ -97,7 +98,7 @@ async def chart_command(update: Update, context: BotContext) -> None:
 async def chart_button(update: Update, context: BotContext) -> None:
     """Send the chart of the unit on the tapped progress message."""
     assert update.callback_query is not None
-    button = parse_button(update.callback_query.data)
+    button = parse_button(update.callback_query.data, context.services.config.bot.term_start)
     if button is None:
         await answer(update.callback_query)
         return
