@@ -142,7 +142,8 @@ def read_file(cli: Cli, path: Path) -> bytes:
 
 def problems_text(cli: Cli, path: Path, problems: Sequence[tuple[int, str, str]]) -> str:
     """Return the list of problems of a file, one line each, headed by a count of bad lines."""
-    lines = [cli.t("problems", path=path, count=len({line for line, _, _ in problems}))]
+    count = len({line for line, _, _ in problems})
+    lines = [cli.texts.plural("cli.problems", count, cli.lang, path=path, count=format_number(count, cli.lang))]
     for line, key, detail in problems:
         try:
             problem = cli.texts.get(f"cli.problem.{key}", cli.lang, detail=detail)
@@ -404,7 +405,8 @@ async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:
     if summary.nobody_reason:
         cli.out(cli.texts.get(f"weekly.nobody_{summary.nobody_reason}", cli.lang))
     if summary.uncertain_names:
-        cli.out(cli.texts.get("weekly.cli_uncertain", cli.lang, count=format_number(summary.uncertain, cli.lang)))
+        cli.out(cli.texts.plural("weekly.cli_uncertain", summary.uncertain, cli.lang,
+                                 count=format_number(summary.uncertain, cli.lang)))
         for name in summary.uncertain_names:
             cli.out(f"  - {name}")
     return 0 if summary.failed == 0 else 1

@@ -130,11 +130,11 @@ def _pace(tr: Translator, progress: Progress) -> list[str]:
     end = "progress.end_term" if progress.period.is_term else "progress.end_year"
     if progress.needed_per_month is not None:
         if progress.remaining == 0:
-            lines.append(tr("progress.target_reached"))
+            lines.append(tr("progress.target_reached_term" if progress.period.is_term else "progress.target_reached_year"))
         else:
-            lines.append(tr("progress.needed_per_month", remaining=tr.number(progress.remaining or 0),
-                            months=tr.number(progress.months_left or 0),
-                            per_month=tr.number(progress.needed_per_month)))
+            lines.append(tr.plural("progress.needed_per_month", progress.months_left,
+                                   remaining=tr.number(progress.remaining or 0), months=tr.number(progress.months_left),
+                                   per_month=tr.number(progress.needed_per_month)))
     if progress.forecast is not None and progress.as_of is not None and progress.as_of < progress.period.last_day:
         if progress.forecast_percent is not None:
             lines.append(tr("progress.forecast", end=tr(end), forecast=tr.number(progress.forecast),
@@ -154,7 +154,8 @@ def _breakdown(tr: Translator, progress: Progress) -> str | None:
 
 def _child_line(tr: Translator, progress: Progress) -> str:
     if progress.target is None:
-        return tr("progress.child_line_no_target", mark=tr("progress.mark_none"), unit=esc(progress.unit.name),
+        key = "progress.child_line_no_target_term" if progress.period.is_term else "progress.child_line_no_target"
+        return tr(key, mark=tr("progress.mark_none"), unit=esc(progress.unit.name),
                   count=tr.number(progress.admitted))
     mark = tr("progress.mark_behind" if progress.behind else "progress.mark_ok")
     return tr("progress.child_line", mark=mark, unit=esc(progress.unit.name), count=tr.number(progress.admitted),

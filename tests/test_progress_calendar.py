@@ -137,3 +137,22 @@ async def test_subtree_rows_monthly_and_listing(sessions) -> None:
         listing = await admissions_in(session, d, year)
         assert [a.full_name for a in listing][0] == "Lò Thị Hoa" and len(listing) == 5
         assert "Rút Lại" not in {a.full_name for a in listing}
+
+
+def test_the_pace_lines_count_months_in_english_and_name_the_plan_or_the_target() -> None:
+    from core.i18n import Texts
+    from handlers.progress import _pace
+
+    texts = Texts.load()
+    en, vi = texts.for_language("en"), texts.for_language("vi")
+    december = progress(80, 90, Period.year(2026), date(2026, 12, 1))  # one month left
+    assert en.plural("progress.needed_per_month", 1, remaining="10", months="1", per_month="10") in _pace(en, december)
+    line = _pace(en, december)[0]
+    assert "1 month left" in line and "1 months" not in line
+    assert "2 months left" in _pace(en, progress(70, 90, Period.year(2026), date(2026, 11, 1)))[0]
+    forecast = _pace(en, december)[-1]
+    assert forecast.startswith("Forecast for the end of the year")
+    assert _pace(vi, progress(95, 90, Period.year(2026), date(2026, 7, 1)))[0] == "Đã đạt kế hoạch năm."
+    term = Period.term(2025, 2030, TermStart(7, 1))
+    assert _pace(vi, progress(400, 400, term, date(2027, 7, 1)))[0] == "Đã đạt chỉ tiêu nhiệm kỳ."
+    assert _pace(en, progress(100, 400, term, date(2030, 6, 1)))[0].startswith("300 still to go in the 1 month left")
