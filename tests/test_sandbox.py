@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from core.config import Config, DatabaseSettings, SandboxSettings
 from localapi.demo import PEOPLE, TERM_SHARES, UNITS, YEAR_SHARES, seed_demo, term_of
-from bot.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError
+from bot.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError, seed_moment
 from models.entities import Admission, Role
 from models.people import person_by_telegram_id
 from models.calendar import TermStart
@@ -68,6 +68,11 @@ def test_the_seeded_term_covers_30_june_and_a_term_that_began_this_year_still_se
     assert term_of(date(2030, 7, 1), JULY).label() == "2030-2035"
     assert term_of(date(2025, 6, 30), JULY).label() == "2020-2025"
     assert term_of(date(2025, 1, 1), TermStart(1, 1)).label() == "2025-2030"
+    config = Config()  # the sandbox's own clock, with the configured (default) term start
+    day = seed_moment(config).date()
+    term = term_of(day, config.bot.term_start)
+    assert (day.month, day.day) == (6, 30) and term.first_day <= day <= term.last_day
+    assert (term.first_day.month, term.first_day.day) == (7, 1) and term.last_day.month == 6
 
 
 async def test_a_term_that_began_this_year_holds_this_years_admissions(sessions) -> None:  # type: ignore[no-untyped-def]
