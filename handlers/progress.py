@@ -23,9 +23,8 @@ from core.i18n import Translator
 from handlers.common import answer, cached_person, esc, today, translator, unit_progress_line
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
-from models.calendar import TermStart
+from models.calendar import TermStart, week_start
 from models.progress import Period, Progress, current_term, progress_of, progress_report, stored_period, term_progress
-from models.calendar import week_start
 from models.reminders import reporting_rate
 from models.units import unit_by_id
 
