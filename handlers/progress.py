@@ -106,10 +106,12 @@ async def unit_in_scope(session: AsyncSession, person: Person, unit_id: int) -> 
 def _headline(tr: Translator, progress: Progress) -> str:
     period = progress.period.label()
     key = "progress.term_line" if progress.period.is_term else "progress.year_line"
+    # A term names its days (it runs from the congress, not from 1 January); a year needs not.
+    days = {"first": tr.date(progress.period.first_day), "last": tr.date(progress.period.last_day)}
     if progress.target is None:
-        return tr(key + "_no_target", period=period, count=tr.number(progress.admitted))
+        return tr(key + "_no_target", period=period, count=tr.number(progress.admitted), **days)
     return tr(key, period=period, count=tr.number(progress.admitted), target=tr.number(progress.target),
-              percent=tr.percent(progress.percent))
+              percent=tr.percent(progress.percent), **days)
 
 
 def _schedule(tr: Translator, progress: Progress) -> str | None:

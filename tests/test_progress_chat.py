@@ -53,7 +53,7 @@ async def test_progress_for_term_and_other_year_and_bad_argument(harness) -> Non
     await add_history(bot.sessions, "NL", 1, date(2025, 6, 30))  # still the 2020-2025 term
     await bot.register(3001, "PN", Role.ADMIN)
     term = (await bot.say(3001, "/progress term"))[0]["text"]
-    assert "nhiệm kỳ 2025-2030" in term and "2/400 (0,5\u00a0%)" in term
+    assert "nhiệm kỳ 2025-2030 (01/07/2025–30/06/2030)" in term and "2/400 (0,5\u00a0%)" in term
     year = (await bot.say(3001, "/progress 2025"))[0]["text"]
     assert "Năm 2025: <b>3</b> (chưa giao kế hoạch)" in year  # 3 admitted in 2025, no plan for that year
     assert "Kỳ chưa đúng" in (await bot.say(3001, "/progress hôm qua"))[0]["text"]
