@@ -21,8 +21,11 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from core.config import BotSettings
 from models import Base
+from models.calendar import TermStart
 from models.db import create_sync_engine_for
+from models.progress import Period
 
 LEVELS = (("province", 63, "Tỉnh ủy", "T"), ("district", 700, "Huyện ủy", "H"),
           ("committee", 55_000, "Đảng ủy xã", "X"), ("cell", 270_000, "Chi bộ thôn", "C"))
@@ -61,8 +64,10 @@ def build_units(scale: float) -> tuple[list[tuple], dict[str, list[int]]]:
     return [(*row, cells[row[0]]) for row in rows], levels
 
 
-def build_targets(units: list[tuple], levels: dict[str, list[int]], rng: random.Random) -> list[tuple]:
-    """Return target rows (unit_id, start, end, value): 2026 plans summed upwards, terms high up."""
+def build_targets(units: list[tuple], levels: dict[str, list[int]], rng: random.Random,
+                  term_start: TermStart) -> list[tuple]:
+    """Return target rows (unit_id, start, end, starts_on, ends_on, value): 2026 plans summed upwards,
+    2025-2030 terms (from `term_start`) high up."""
     parent_of = {row[0]: row[4] for row in units}
     plan = {cell: rng.randint(0, 3) for cell in levels["cell"]}
     for kind in ("committee", "district", "province", "root"):
@@ -72,9 +77,10 @@ def build_targets(units: list[tuple], levels: dict[str, list[int]], rng: random.
         parent = parent_of.get(unit_id)
         if parent is not None:
             plan[parent] += plan[unit_id]
-    rows = [(unit_id, 2026, 2026, value) for unit_id, value in plan.items()]
+    year, term = Period.year(2026), Period.term(2025, 2030, term_start)
+    rows = [_target_row(unit_id, year, value) for unit_id, value in plan.items()]
     for kind in ("root", "province", "district"):
-        rows += [(unit_id, 2025, 2030, int(plan[unit_id] * 5.5)) for unit_id in levels[kind]]
+        rows += [_target_row(unit_id, term, int(plan[unit_id] * 5.5)) for unit_id in levels[kind]]
     return rows
 
 
@@ -94,6 +100,13 @@ def admissions(count: int, units: list[tuple], levels: dict[str, list[int]], rng
                "female" if rng.random() < 0.45 else "male", ethnicity, minority, youth, f"{i}-QĐ/HU", on,
                "import", datetime(on.year, on.month, on.day, 9, tzinfo=timezone.utc),
                withdrawn if rng.random() < 0.01 else None)
+
+
+TARGET_COLUMNS = ("unit_id", "start_year", "end_year", "starts_on", "ends_on", "value")
+
+
+def _target_row(unit_id: int, period: Period, value: int) -> tuple:
+    return unit_id, period.start_year, period.end_year, period.first_day, period.last_day, value
 
 
 ADMISSION_COLUMNS = ("id", "unit_id", "unit_path", "full_name", "name_key", "birth_year", "sex", "ethnicity",
@@ -116,7 +129,8 @@ def load_sqlite(path: str, units: list[tuple], targets: list[tuple], rows: Itera
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO unit (id, code, name, kind, parent_id, path, cell_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      units)
-    conn.executemany("INSERT INTO target (unit_id, start_year, end_year, value) VALUES (?, ?, ?, ?)", targets)
+    conn.executemany(f"INSERT INTO target ({', '.join(TARGET_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+                     ([_sqlite_value(v) for v in row] for row in targets))
     sql = f"INSERT INTO admission ({', '.join(ADMISSION_COLUMNS)}) VALUES ({', '.join('?' * len(ADMISSION_COLUMNS))})"
     conn.executemany(sql, ([_sqlite_value(v) for v in row] for row in rows))
     conn.execute("COMMIT")
@@ -133,7 +147,7 @@ def load_postgresql(url: str, units: list[tuple], targets: list[tuple], rows: It
             with cur.copy("COPY unit (id, code, name, kind, parent_id, path, cell_count) FROM STDIN") as copy:
                 for row in units:
                     copy.write_row(row)
-            with cur.copy("COPY target (unit_id, start_year, end_year, value) FROM STDIN") as copy:
+            with cur.copy(f"COPY target ({', '.join(TARGET_COLUMNS)}) FROM STDIN") as copy:
                 for row in targets:
                     copy.write_row(row)
             with cur.copy(f"COPY admission ({', '.join(ADMISSION_COLUMNS)}) FROM STDIN") as copy:
@@ -156,12 +170,13 @@ def create_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{parsed.database}"')
 
 
-def generate(url: str, scale: float = 1.0, count: int | None = None, seed: int = 2026) -> dict[str, list[int]]:
-    """Create the schema at `url` and fill it; return the unit ids of each level."""
+def generate(url: str, scale: float = 1.0, count: int | None = None, seed: int = 2026,
+             term_start: TermStart = BotSettings.term_start) -> dict[str, list[int]]:
+    """Create the schema at `url` and fill it, terms beginning on `term_start`; return the unit ids of each level."""
     rng = random.Random(seed)
     started = time.perf_counter()
     units, levels = build_units(scale)
-    targets = build_targets(units, levels, rng)
+    targets = build_targets(units, levels, rng, term_start)
     engine = create_sync_engine_for(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
@@ -182,10 +197,12 @@ def main() -> None:
     parser.add_argument("--url", required=True, help="sqlite:////tmp/national.db or postgresql://…/bench_national")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the national size (default 1.0)")
     parser.add_argument("--create", action="store_true", help="(PostgreSQL) drop and create the database first")
+    parser.add_argument("--term-start", type=TermStart.parse, default=BotSettings.term_start, metavar="MM-DD",
+                        help="the day terms begin, as [bot] term_start (default: the configuration's default)")
     args = parser.parse_args()
     if args.create:
         create_database(args.url)
-    generate(args.url, args.scale)
+    generate(args.url, args.scale, term_start=args.term_start)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -60,7 +60,8 @@ def populate(url: str, secretaries: int) -> None:
         uid = next_id + i
         cells.append({"id": uid, "code": f"Z{i}", "name": f"Chi bộ thôn {i}", "kind": UnitKind.CELL,
                       "parent_id": parent, "path": f"/1/{parent}/{uid}/", "cell_count": 1})
-        targets.append({"unit_id": uid, "start_year": 2026, "end_year": 2026, "value": 3})
+        targets.append({"unit_id": uid, "start_year": 2026, "end_year": 2026, "starts_on": date(2026, 1, 1),
+                        "ends_on": date(2026, 12, 31), "value": 3})
         people.append({"id": i + 1, "telegram_id": FIRST_USER + i, "display_name": f"Bí thư {i}", "language": "vi",
                        "registered_at": NOW, "active": True})
         assignments.append({"person_id": i + 1, "unit_id": uid, "role": Role.SECRETARY})

@@ -142,7 +142,8 @@ def read_file(cli: Cli, path: Path) -> bytes:
 
 def problems_text(cli: Cli, path: Path, problems: Sequence[tuple[int, str, str]]) -> str:
     """Return the list of problems of a file, one line each, headed by a count of bad lines."""
-    lines = [cli.t("problems", path=path, count=len({line for line, _, _ in problems}))]
+    count = len({line for line, _, _ in problems})
+    lines = [cli.texts.plural("cli.problems", count, cli.lang, path=path, count=format_number(count, cli.lang))]
     for line, key, detail in problems:
         try:
             problem = cli.texts.get(f"cli.problem.{key}", cli.lang, detail=detail)
@@ -195,7 +196,8 @@ async def _admissions(cli: Cli, session: AsyncSession, data: bytes) -> ImportCou
 
 
 cmd_import_units = _importer("units_done", lambda cli, session, data: import_units(session, data))
-cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(session, data))
+cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(
+    session, data, cli.config.bot.term_start))
 cmd_import_admissions = _importer("admissions_done", _admissions)
 
 
@@ -235,25 +237,26 @@ async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
     """Write the progress export of a unit's subtree: XLSX, or CSV when the file name ends in .csv."""
-    from models.progress import Period
+    from models.progress import Period, stored_period
     from models.units import unit_by_code
     from reports.exports import export_bytes
 
     day = cli.clock.now().astimezone(cli.config.bot.tz).date()
     try:
-        period = Period.parse(args.period) if args.period else Period.year(day.year)
+        asked = Period.parse(args.period, cli.config.bot.term_start) if args.period else Period.year(day.year)
     except ValueError:
         raise CliError(cli.t("bad_period", period=args.period)) from None
     fmt = "csv" if args.out.suffix.lower() == ".csv" else "xlsx"
 
-    async def work(session: AsyncSession) -> tuple[Any, Callable[[], bytes]]:
+    async def work(session: AsyncSession) -> tuple[Any, Period, Callable[[], bytes]]:
         unit = await unit_by_code(session, args.unit.strip())
         if unit is None:
             raise CliError(cli.t("unknown_unit", code=args.unit))
+        period = await stored_period(session, unit, asked)  # a term keeps the days its target was set with
         _, render = await export_bytes(session, unit, period, day, fmt)
-        return unit, render  # type: ignore[return-value]
+        return unit, period, render
 
-    unit, render = await in_transaction(cli, work)
+    unit, period, render = await in_transaction(cli, work)
     try:
         args.out.write_bytes(render())
     except OSError as exc:
@@ -402,7 +405,8 @@ async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:
     if summary.nobody_reason:
         cli.out(cli.texts.get(f"weekly.nobody_{summary.nobody_reason}", cli.lang))
     if summary.uncertain_names:
-        cli.out(cli.texts.get("weekly.cli_uncertain", cli.lang, count=format_number(summary.uncertain, cli.lang)))
+        cli.out(cli.texts.plural("weekly.cli_uncertain", summary.uncertain, cli.lang,
+                                 count=format_number(summary.uncertain, cli.lang)))
         for name in summary.uncertain_names:
             cli.out(f"  - {name}")
     return 0 if summary.failed == 0 else 1

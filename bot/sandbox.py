@@ -202,7 +202,7 @@ class Sandbox:
         try:
             async with session_factory(engine).begin() as session:
                 await seed_demo(session, self.clock.today(self.config.bot.tz), self.clock.now(),
-                                self.config.bot.invite_days)
+                                term_start=self.config.bot.term_start, invite_days=self.config.bot.invite_days)
                 if self.language != "vi":
                     await session.execute(update(Person).values(language=self.language))
         finally:

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.i18n import LANGUAGES
-from models.calendar import WEEKDAYS
+from models.calendar import WEEKDAYS, TermStart
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_DATABASE_URL = "sqlite:///data/bot.db"
@@ -49,6 +49,7 @@ class BotSettings:
     language: str = "vi"
     invite_days: int = 14
     undo_hours: int = 48
+    term_start: TermStart = TermStart(7, 1)  # "MM-DD": the congress; a term "2025-2030" is 1/7/2025–30/6/2030
 
     @property
     def tz(self) -> ZoneInfo:
@@ -143,6 +144,16 @@ def _weekday(value: Any, key: str) -> str:
     return text
 
 
+def _term_start(value: Any, key: str) -> TermStart:
+    if isinstance(value, TermStart):
+        return value
+    try:
+        return TermStart.parse(_str(value, key))
+    except ValueError:
+        raise ConfigError(f"{key}: expected the day terms begin as \"MM-DD\" (not 02-29), e.g. \"07-01\", "
+                          f"got {value!r}") from None
+
+
 def _int(value: Any, key: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{key}: expected a whole number from {low} to {high}, got {value!r}")
@@ -215,6 +226,7 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, pat
         language=language,
         invite_days=_int(b.get("invite_days", BotSettings.invite_days), "bot.invite_days", 1, 365),
         undo_hours=_int(b.get("undo_hours", BotSettings.undo_hours), "bot.undo_hours", 1, 24 * 30),
+        term_start=_term_start(b.get("term_start", BotSettings.term_start), "bot.term_start"),
     )
 
     r = _section(raw, "reminders", _names(ReminderSettings))

@@ -2,6 +2,11 @@
 
 `core/locales/<lang>/<feature>.toml` holds the texts of one feature; a key is `<feature>.<name>`
 (nested tables add more dots). Every language must define every key (tests/test_catalog.py).
+
+A text that depends on a count is looked up with `plural(key, count)`: the key gets the suffix of
+the count's CLDR plural category in that language (`_one`, `_other`, …; Babel knows the rules),
+and `<key>_other` is used when a language has no text for that category. Vietnamese words do not
+change with the count, so it defines `<key>_other` only; English defines `<key>_one` and `<key>_other`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
@@ -68,6 +74,14 @@ class Texts:
     def __call__(self, key: str, lang: str | None = None, /, **values: Any) -> str:
         return self.get(key, lang, **values)
 
+    def plural(self, key: str, count: int, lang: str | None = None, /, **values: Any) -> str:
+        """Return the text of `key` for `count` in `lang`: `<key>_<plural category>`, else `<key>_other`."""
+        lang = lang if lang in self.catalogs else self.default
+        form = plural_form(count, lang)
+        if f"{key}_{form}" in self.catalogs[lang]:
+            return self.get(f"{key}_{form}", lang, **values)
+        return self.get(f"{key}_other", lang, **values)
+
     def for_language(self, lang: str | None) -> Translator:
         """Return a translator bound to one language."""
         return Translator(self, lang if lang in self.catalogs else self.default)
@@ -83,6 +97,10 @@ class Translator:
     def __call__(self, key: str, /, **values: Any) -> str:
         return self.texts.get(key, self.lang, **values)
 
+    def plural(self, key: str, count: int, /, **values: Any) -> str:
+        """Return the text of `key` that fits `count` ("1 month" / "2 months"; one form in Vietnamese)."""
+        return self.texts.plural(key, count, self.lang, **values)
+
     def number(self, value: int | float | Decimal) -> str:
         """Format a count: 2.817 in Vietnamese, 2,817 in English."""
         return format_number(value, self.lang)
@@ -94,6 +112,17 @@ class Translator:
     def date(self, value: date) -> str:
         """Format a date as dd/mm/yyyy."""
         return value.strftime("%d/%m/%Y")
+
+
+@lru_cache(maxsize=None)
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
+
+
+def plural_form(count: int, lang: str) -> str:
+    """Return the CLDR plural category of `count` in `lang` ("one" or "other" in English; Babel's CLDR
+    data names a "one" for Vietnamese too, but its words do not change: its catalog has `_other` only)."""
+    return _locale(lang).plural_form(abs(count))
 
 
 @lru_cache(maxsize=None)

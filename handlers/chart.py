@@ -1,4 +1,8 @@
-"""/chart and the progress "chart" button: a PNG of cumulative admissions against the plan."""
+"""/chart and the progress "chart" button: a PNG of cumulative admissions against the plan.
+
+Without a plan for the period the chart says so and shows the admission counts (the unit's and
+its children's), rather than a plan title over bars that all say "none set".
+"""
 
 from __future__ import annotations
 
@@ -41,15 +45,21 @@ async def chart_data(session: AsyncSession, tr: Translator, unit: Unit, period: 
         months = tr("chart.months").split(",")
     children = [(c.unit.name, float(c.percent) if c.percent is not None else None, c.behind)
                 for c in report.children] if with_children else []
-    key = "chart.title_term" if period.is_term else "chart.title_year"
+    admitted = [c.admitted for c in report.children] if with_children else None
+    # An annual plan is a "kế hoạch", a term's is a "chỉ tiêu": each has its own labels.
+    kind = "chart.term" if period.is_term else "chart.year"
+    title = f"{kind}.title" if target is not None else f"{kind}.title_no_plan"
     texts = ChartTexts(
-        title=tr(key, unit=unit.name, period=period.label()),
-        actual=tr("chart.actual"), expected=tr("chart.expected"), target=tr("chart.target"),
+        title=tr(title, unit=unit.name, period=period.label()),
+        actual=tr("chart.actual"), expected=tr(f"{kind}.expected"), target=tr(f"{kind}.target"),
         months_axis=tr("chart.months_axis"), count_axis=tr("chart.count_axis"),
-        children_title=tr("chart.children_title"), percent_axis=tr("chart.percent_axis"),
-        no_target=tr("chart.no_target"),
+        children_title=tr(f"{kind}.children_title"), percent_axis=tr(f"{kind}.percent_axis"),
+        no_target=tr("chart.no_target"), no_plan=tr(f"{kind}.no_plan", period=period.label()),
+        children_admitted_title=tr("chart.children_admitted"),
     )
-    return ChartData(months=months, actual=cumulative, expected=expected, target=target, children=children), texts
+    data = ChartData(months=months, actual=cumulative, expected=expected, target=target, children=children,
+                     children_admitted=admitted)
+    return data, texts
 
 
 async def _send_chart(update: Update, context: BotContext, unit_id: int | None, period: Period | None,
@@ -86,7 +96,8 @@ async def chart_command(update: Update, context: BotContext) -> None:
     """Send the chart of the person's unit for `/chart [term|YYYY]`."""
     assert update.message is not None
     try:
-        period, want_term = parse_period_argument(context.args or [], today(context).year)
+        period, want_term = parse_period_argument(context.args or [], today(context).year,
+                                                  context.services.config.bot.term_start)
     except ValueError:
         tr = translator(context, update, await cached_person(context, update))
         await update.message.reply_text(tr("chart.bad_period"))
@@ -97,7 +108,7 @@ async def chart_command(update: Update, context: BotContext) -> None:
 async def chart_button(update: Update, context: BotContext) -> None:
     """Send the chart of the unit on the tapped progress message."""
     assert update.callback_query is not None
-    button = parse_button(update.callback_query.data)
+    button = parse_button(update.callback_query.data, context.services.config.bot.term_start)
     if button is None:
         await answer(update.callback_query)
         return

@@ -70,7 +70,7 @@ async def export_command(update: Update, context: BotContext) -> None:
     fmt = next((FORMAT_WORDS[w.lower()] for w in words if w.lower() in FORMAT_WORDS), "xlsx")
     rest = [w for w in words if w.lower() not in FORMAT_WORDS]
     try:
-        period, want_term = parse_period_argument(rest, today(context).year)
+        period, want_term = parse_period_argument(rest, today(context).year, context.services.config.bot.term_start)
     except ValueError:
         tr = translator(context, update, await cached_person(context, update))
         await update.message.reply_text(tr("export.bad_period"))
@@ -82,7 +82,7 @@ async def export_button(update: Update, context: BotContext) -> None:
     """Send the export of the unit on the tapped progress message."""
     query = update.callback_query
     assert query is not None
-    button = parse_button(query.data)
+    button = parse_button(query.data, context.services.config.bot.term_start)
     if button is None:
         await answer(query)
         return

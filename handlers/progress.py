@@ -23,8 +23,8 @@ from core.i18n import Translator
 from handlers.common import answer, cached_person, esc, today, translator, unit_progress_line
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
-from models.progress import Period, Progress, current_term, progress_of, progress_report, term_progress
-from models.calendar import week_start
+from models.calendar import TermStart, week_start
+from models.progress import Period, Progress, current_term, progress_of, progress_report, stored_period, term_progress
 from models.reminders import reporting_rate
 from models.units import unit_by_id
 
@@ -34,14 +34,17 @@ TERM_WORDS = ("term", "nhiemky", "nhiệmkỳ", "nk")  # catalog: words the user
 CHILDREN_PER_PAGE = 10
 
 
-def parse_period_argument(args: list[str], year: int) -> tuple[Period | None, bool]:
-    """Return (period, is_term_request) from `/progress [term|YYYY|YYYY-YYYY]`; raise ValueError if unclear."""
+def parse_period_argument(args: list[str], year: int, term_start: TermStart) -> tuple[Period | None, bool]:
+    """Return (period, is_term_request) from `/progress [term|YYYY|YYYY-YYYY]`; raise ValueError if unclear.
+
+    A term typed by its years runs from `term_start` (resolve_period then takes its stored days).
+    """
     if not args:
         return Period.year(year), False
     word = "".join(args).lower()
     if word in TERM_WORDS:
         return None, True
-    return Period.parse(word), False
+    return Period.parse(word, term_start), False
 
 
 # The one format of every progress button (chart.py and export.py answer theirs):
@@ -71,13 +74,13 @@ class ProgressButton:
     page: int = 0
 
 
-def parse_button(data: str | None) -> ProgressButton | None:
+def parse_button(data: str | None, term_start: TermStart) -> ProgressButton | None:
     """Return what a progress button asks for, or None when its data is malformed or forged."""
     match = _BUTTON.match(data or "")
     if match is None:
         return None
     try:
-        period = Period.parse(match.group(3))
+        period = Period.parse(match.group(3), term_start)
     except ValueError:
         return None
     return ProgressButton(match.group(1), int(match.group(2)), period, int(match.group(4) or 0))
@@ -85,8 +88,11 @@ def parse_button(data: str | None) -> ProgressButton | None:
 
 async def resolve_period(session: AsyncSession, unit: Unit, period: Period | None, want_term: bool,
                          day: date) -> Period | None:
-    """Return the period to show: the term covering today when asked for, else `period`."""
-    return await current_term(session, unit, day) if want_term else period
+    """Return the period to show: the term covering today when asked for, else `period` (a term with
+    the days stored on its target)."""
+    if want_term:
+        return await current_term(session, unit, day)
+    return None if period is None else await stored_period(session, unit, period)
 
 
 async def unit_in_scope(session: AsyncSession, person: Person, unit_id: int) -> Unit | None:
@@ -100,10 +106,12 @@ async def unit_in_scope(session: AsyncSession, person: Person, unit_id: int) -> 
 def _headline(tr: Translator, progress: Progress) -> str:
     period = progress.period.label()
     key = "progress.term_line" if progress.period.is_term else "progress.year_line"
+    # A term names its days (it runs from the congress, not from 1 January); a year needs not.
+    days = {"first": tr.date(progress.period.first_day), "last": tr.date(progress.period.last_day)}
     if progress.target is None:
-        return tr(key + "_no_target", period=period, count=tr.number(progress.admitted))
+        return tr(key + "_no_target", period=period, count=tr.number(progress.admitted), **days)
     return tr(key, period=period, count=tr.number(progress.admitted), target=tr.number(progress.target),
-              percent=tr.percent(progress.percent))
+              percent=tr.percent(progress.percent), **days)
 
 
 def _schedule(tr: Translator, progress: Progress) -> str | None:
@@ -123,11 +131,11 @@ def _pace(tr: Translator, progress: Progress) -> list[str]:
     end = "progress.end_term" if progress.period.is_term else "progress.end_year"
     if progress.needed_per_month is not None:
         if progress.remaining == 0:
-            lines.append(tr("progress.target_reached"))
+            lines.append(tr("progress.target_reached_term" if progress.period.is_term else "progress.target_reached_year"))
         else:
-            lines.append(tr("progress.needed_per_month", remaining=tr.number(progress.remaining or 0),
-                            months=tr.number(progress.months_left or 0),
-                            per_month=tr.number(progress.needed_per_month)))
+            lines.append(tr.plural("progress.needed_per_month", progress.months_left,
+                                   remaining=tr.number(progress.remaining or 0), months=tr.number(progress.months_left),
+                                   per_month=tr.number(progress.needed_per_month)))
     if progress.forecast is not None and progress.as_of is not None and progress.as_of < progress.period.last_day:
         if progress.forecast_percent is not None:
             lines.append(tr("progress.forecast", end=tr(end), forecast=tr.number(progress.forecast),
@@ -147,7 +155,8 @@ def _breakdown(tr: Translator, progress: Progress) -> str | None:
 
 def _child_line(tr: Translator, progress: Progress) -> str:
     if progress.target is None:
-        return tr("progress.child_line_no_target", mark=tr("progress.mark_none"), unit=esc(progress.unit.name),
+        key = "progress.child_line_no_target_term" if progress.period.is_term else "progress.child_line_no_target"
+        return tr(key, mark=tr("progress.mark_none"), unit=esc(progress.unit.name),
                   count=tr.number(progress.admitted))
     mark = tr("progress.mark_behind" if progress.behind else "progress.mark_ok")
     return tr("progress.child_line", mark=mark, unit=esc(progress.unit.name), count=tr.number(progress.admitted),
@@ -275,7 +284,7 @@ async def show_progress(update: Update, context: BotContext) -> None:
     tr = translator(context, update, person)
     views: list[View] = []
     try:
-        period, want_term = parse_period_argument(context.args or [], day.year)
+        period, want_term = parse_period_argument(context.args or [], day.year, context.services.config.bot.term_start)
     except ValueError:
         views.append(View(tr("progress.bad_period"), None))
     else:
@@ -297,7 +306,7 @@ async def drill_down(update: Update, context: BotContext) -> None:
     person = await cached_person(context, update)
     assert person is not None  # the guard let only registered people through
     tr = translator(context, update, person)
-    button = parse_button(query.data)
+    button = parse_button(query.data, context.services.config.bot.term_start)
     view = None
     if button is not None:
         view = await cached_view(context, tr, person, button.unit_id, button.period, False, day, button.page)

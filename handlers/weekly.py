@@ -223,7 +223,7 @@ async def away_command(update: Update, context: BotContext) -> None:
                     text = tr("weekly.away_ended")
                 else:
                     person.away_until = day + timedelta(days=days - 1)
-                    text = tr("weekly.away_set", days=tr.number(days), until=tr.date(person.away_until))
+                    text = tr.plural("weekly.away_set", days, days=tr.number(days), until=tr.date(person.away_until))
     await reply(update, context, text)
 
 

@@ -14,8 +14,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.admissions import AdmissionDraft, imported_admission
+from models.calendar import TermStart
 from models.entities import Role, Sex, Target, UnitKind
 from models.people import create_invite, redeem_invite
+from models.progress import Period
 from models.units import UnitRow, load_units, unit_by_code
 
 DISTRICT = "PN"
@@ -79,10 +81,12 @@ PEOPLE: tuple[DemoPerson, ...] = (
 )
 
 
-def term_of(year: int) -> tuple[int, int]:
-    """Return the 5-year term that `year` reports into (2026–2030 → 2025-2030; 2031 → 2030-2035)."""
-    start = FIRST_TERM_START + 5 * max(0, (year - FIRST_TERM_START - 1) // 5)
-    return start, start + 5
+def term_of(day: date, term_start: TermStart) -> Period:
+    """Return the 5-year term covering `day`: terms begin on `term_start` of 2025, 2030, … (so with
+    1 July, 30/6/2026 is in 2025-2030, 30/6/2025 still in 2020-2025, 1/7/2030 in 2030-2035)."""
+    years = day.year - FIRST_TERM_START - (day < term_start.in_year(day.year))
+    start = FIRST_TERM_START + 5 * (years // 5)
+    return Period.term(start, start + 5, term_start)
 
 
 def _spread(first: date, last: date, count: int) -> list[date]:
@@ -107,19 +111,26 @@ def _draft(unit_id: int, number: int, on: date) -> AdmissionDraft:
     )
 
 
-async def seed_demo(session: AsyncSession, today: date, now: datetime, invite_days: int = 14) -> None:
-    """Load the demo world into an empty database as of `today` (in the bot's timezone)."""
+async def seed_demo(session: AsyncSession, today: date, now: datetime, *, term_start: TermStart,
+                    invite_days: int = 14) -> None:
+    """Load the demo world into an empty database as of `today` (in the bot's timezone), its term
+    beginning on `term_start` (the configured one)."""
     await load_units(session, UNITS)
     units = {row.code: await unit_by_code(session, row.code) for row in UNITS}
-    term_start, term_end = term_of(today.year)
+    term = term_of(today, term_start)
+    year = Period.year(today.year)
     for code, value in YEAR_SHARES.items():
-        session.add(Target(unit_id=units[code].id, start_year=today.year, end_year=today.year, value=value))
+        session.add(Target.of(units[code].id, year, value))
     for code, value in TERM_SHARES.items():
-        session.add(Target(unit_id=units[code].id, start_year=term_start, end_year=term_end, value=value))
+        session.add(Target.of(units[code].id, term, value))
 
-    # This year: from 1 January up to today. Earlier term years: spread over them.
-    this_year = _spread(date(today.year, 1, 1), today, YEAR_ADMITTED)
-    earlier = _spread(date(term_start, 1, 1), date(today.year - 1, 12, 31), TERM_ADMITTED - YEAR_ADMITTED)
+    # This year: from 1 January up to today; the rest of the term before this year spread over it.
+    # A term that began this year has only this year's admissions (from its first day; the rest
+    # fall in the year before it).
+    first = max(year.first_day, term.first_day)
+    this_year = _spread(first, today, YEAR_ADMITTED)
+    before = date(today.year - 1, 1, 1) if first == term.first_day else term.first_day
+    earlier = _spread(before, date(today.year - 1, 12, 31), TERM_ADMITTED - YEAR_ADMITTED)
     number = 0
     for history, dates in ((YEAR_HISTORY, this_year), (EARLIER_HISTORY, earlier)):
         codes = [code for code, count in history.items() for _ in range(count)]

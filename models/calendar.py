@@ -117,3 +117,35 @@ def catch_up_candidate(schedule: Schedule, calendar: Calendar, now: datetime, ho
         return None
     day, due = found
     return day if now - due <= timedelta(hours=hours) else None
+
+
+@dataclass(frozen=True)
+class TermStart:
+    """The day of the year a term (nhiệm kỳ) begins: the congress, 1 July by default (core/config.py).
+
+    A term "2025-2030" runs from this day of 2025 to the day before it in 2030 — five years. Never
+    29 February, which most years do not have.
+    """
+
+    month: int
+    day: int
+
+    def __post_init__(self) -> None:
+        if (self.month, self.day) == (2, 29):
+            raise ValueError("not_term_start")
+        date(2001, self.month, self.day)  # ValueError for a day that does not exist
+
+    @classmethod
+    def parse(cls, text: str) -> TermStart:
+        """Parse `MM-DD`, e.g. `07-01`."""
+        parts = str(text).strip().split("-")
+        if len(parts) != 2 or not all(part.isdigit() and len(part) == 2 for part in parts):
+            raise ValueError("not_term_start")
+        return cls(int(parts[0]), int(parts[1]))
+
+    def in_year(self, year: int) -> date:
+        """Return this day in `year`."""
+        return date(year, self.month, self.day)
+
+    def __str__(self) -> str:
+        return f"{self.month:02d}-{self.day:02d}"

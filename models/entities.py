@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     DDL,
@@ -23,6 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, PathString
+
+if TYPE_CHECKING:
+    from models.progress import Period
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -169,22 +173,35 @@ class Invite(Base):
 
 
 class Target(Base):
-    """An annual plan (start_year == end_year) or a term target (an inclusive span of years)."""
+    """An annual plan (start_year == end_year, 1 January to 31 December) or a term target.
+
+    The years name the period ("2025-2030"); the days measure it: a term runs from the congress
+    (1/7/2025–30/6/2030 by default, models.progress.Period), or the exact dates it was set with.
+    """
 
     __tablename__ = "target"
     __table_args__ = (
         UniqueConstraint("unit_id", "start_year", "end_year"),
         CheckConstraint("end_year >= start_year", name="period_order"),
         CheckConstraint("value >= 0", name="value_not_negative"),
+        CheckConstraint("ends_on >= starts_on", name="days_order"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     start_year: Mapped[int]
     end_year: Mapped[int]
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
     value: Mapped[int]
 
     unit: Mapped[Unit] = relationship()
+
+    @classmethod
+    def of(cls, unit_id: int, period: Period, value: int) -> Target:
+        """Return the target `value` of the unit for `period` (its years and its days)."""
+        return cls(unit_id=unit_id, start_year=period.start_year, end_year=period.end_year,
+                   starts_on=period.first_day, ends_on=period.last_day, value=value)
 
 
 class Admission(Base):

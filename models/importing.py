@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from models.calendar import TermStart
 from models.entities import Admission, AdmissionSource, Target, Unit, UnitKind
 from models.progress import Period
 from models.revision import note_domain_write
@@ -343,12 +344,17 @@ def _keep_villages(row: UnitRow, unit: Unit | None) -> UnitRow:
 # Targets -------------------------------------------------------------------------------------
 
 
-async def import_targets(session: AsyncSession, data: str | bytes) -> ImportCounts:
-    """Set targets from `unit_code,period,target`; the same unit and period again updates the value."""
+async def import_targets(session: AsyncSession, data: str | bytes, term_start: TermStart) -> ImportCounts:
+    """Set targets from `unit_code,period,target`; the same unit and period again updates the value.
+
+    A period is a year (`2026`), a term by its years (`2025-2030`, from `term_start`: five years) or
+    a term by its exact days (`2025-07-01..2030-06-30`); a term is known by its years, so giving
+    other days for the same years updates them.
+    """
     table = read_table(data, TARGET_COLUMNS)
     problems = list(table.problems)
     units = await _units_by_code(session, {row.get("unit_code") for row in table.rows})
-    parsed: dict[tuple[int, Period], tuple[int, int]] = {}
+    parsed: dict[tuple[int, int, int], tuple[int, Period, int]] = {}
     for row in table.rows:
         code = _required(row, "unit_code", problems)
         unit = units.get(normal_code(code)) if code else None
@@ -358,7 +364,7 @@ async def import_targets(session: AsyncSession, data: str | bytes) -> ImportCoun
         text = _required(row, "period", problems)
         if text is not None:
             try:
-                period = Period.parse(text)
+                period = Period.parse(text, term_start)
             except ValueError as exc:
                 problems.append((row.line, str(exc), text))
         value = _required(row, "target", problems)
@@ -370,25 +376,26 @@ async def import_targets(session: AsyncSession, data: str | bytes) -> ImportCoun
                 problems.append((row.line, "bad_target", value))
         if unit is None or period is None or number is None:
             continue
-        if (unit.id, period) in parsed:
-            problems.append((row.line, "duplicate_row", str(parsed[unit.id, period][0])))
+        key = (unit.id, period.start_year, period.end_year)
+        if key in parsed:
+            problems.append((row.line, "duplicate_row", str(parsed[key][0])))
             continue
-        parsed[unit.id, period] = (row.line, number)
+        parsed[key] = (row.line, period, number)
     if problems:
         raise ImportProblems(problems)
 
     stored = {
-        (t.unit_id, Period(t.start_year, t.end_year)): t
+        (t.unit_id, t.start_year, t.end_year): t
         for t in await session.scalars(select(Target).where(Target.unit_id.in_(sorted({key[0] for key in parsed}))))
     }
     created = updated = 0
-    for (unit_id, period), (_, number) in parsed.items():
-        target = stored.get((unit_id, period))
+    for key, (_, period, number) in parsed.items():
+        target = stored.get(key)
         if target is None:
-            session.add(Target(unit_id=unit_id, start_year=period.start_year, end_year=period.end_year, value=number))
+            session.add(Target.of(key[0], period, number))
             created += 1
         else:
-            target.value = number
+            target.value, target.starts_on, target.ends_on = number, period.first_day, period.last_day
             updated += 1
     await session.flush()
     return ImportCounts(total=len(parsed), created=created, updated=updated)

@@ -6,58 +6,82 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Row, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from models.calendar import TermStart
 from models.entities import Admission, Sex, Target, Unit
 from models.sql import leading_id, unindexed
 from models.units import in_subtree, subtree_range
 
-_PERIOD_RE = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
+_YEARS_RE = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
+_DATES_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})$")
 
 
 @dataclass(frozen=True)
 class Period:
-    """A calendar year or an inclusive span of years (a term)."""
+    """A calendar year (an annual plan) or a term: named by its years, measured by its days.
+
+    A term "2025-2030" runs from the congress (the configured TermStart, 1 July by default) for five
+    years: 1/7/2025–30/6/2030. A stored term target may give other exact dates; they win.
+    """
 
     start_year: int
     end_year: int
+    first_day: date
+    last_day: date
 
     @classmethod
-    def parse(cls, text: str) -> Period:
-        """Parse `2026` or `2025-2030`."""
-        match = _PERIOD_RE.match((text or "").strip())
+    def parse(cls, text: str, term_start: TermStart) -> Period:
+        """Parse `2026`, `2025-2030` (from `term_start`) or exact dates `2025-07-01..2030-06-30`."""
+        text = (text or "").strip()
+        dates = _DATES_RE.match(text)
+        if dates:
+            try:
+                first, last = date.fromisoformat(dates.group(1)), date.fromisoformat(dates.group(2))
+            except ValueError:
+                raise ValueError("not_period") from None
+            return cls.between(first, last)
+        match = _YEARS_RE.match(text)
         if not match:
             raise ValueError("not_period")
         start = int(match.group(1))
         end = int(match.group(2) or start)
-        if end < start or not 1930 <= start <= 2200 or end - start > 10:
-            raise ValueError("not_period")
-        return cls(start, end)
+        _check_years(start, end)
+        return cls.year(start) if end == start else cls.term(start, end, term_start)
 
     @classmethod
     def year(cls, year: int) -> Period:
         """Return the calendar year `year`."""
-        return cls(year, year)
+        return cls(year, year, date(year, 1, 1), date(year, 12, 31))
+
+    @classmethod
+    def term(cls, start_year: int, end_year: int, term_start: TermStart) -> Period:
+        """Return the term from `term_start` of `start_year` to the day before it in `end_year`."""
+        return cls(start_year, end_year, term_start.in_year(start_year),
+                   term_start.in_year(end_year) - timedelta(days=1))
+
+    @classmethod
+    def between(cls, first: date, last: date) -> Period:
+        """Return the period of these exact days: a term, or a whole calendar year (annual plans stay calendar years)."""
+        if last < first:
+            raise ValueError("not_period")
+        _check_years(first.year, last.year)
+        if first.year == last.year:
+            if (first, last) != (date(first.year, 1, 1), date(first.year, 12, 31)):
+                raise ValueError("not_period")
+            return cls.year(first.year)
+        return cls(first.year, last.year, first, last)
 
     @property
     def is_term(self) -> bool:
         """Tell whether this spans several years."""
         return self.end_year > self.start_year
-
-    @property
-    def first_day(self) -> date:
-        """Return 1 January of the first year."""
-        return date(self.start_year, 1, 1)
-
-    @property
-    def last_day(self) -> date:
-        """Return 31 December of the last year."""
-        return date(self.end_year, 12, 31)
 
     @property
     def days(self) -> int:
@@ -79,21 +103,31 @@ class Period:
         share = Decimal(target) * self.elapsed_days(today) / self.days
         return int(share.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
+    @property
+    def months(self) -> int:
+        """Return the calendar months the period touches (12 for a year, 60 for a term from 1 July)."""
+        return _month_index(self.last_day, self.first_day) + 1
+
+    def month_of(self, day: date) -> int:
+        """Return the position (0-based) of `day`'s month among the period's months."""
+        return _month_index(day, self.first_day)
+
     def months_left(self, today: date) -> int:
         """Return the calendar months still open on `today`, the current one included (0 after the end)."""
         if today > self.last_day:
             return 0
         if today < self.first_day:
-            return (self.end_year - self.start_year + 1) * 12
-        return (self.end_year - today.year) * 12 + 12 - today.month + 1
+            return self.months
+        return _month_index(self.last_day, today) + 1
 
     def month_ends(self) -> list[date]:
-        """Return the last day of every month of the period, in order."""
+        """Return the last day of every month of the period, in order (the last one the period's last day)."""
         ends = []
-        for year in range(self.start_year, self.end_year + 1):
-            for month in range(1, 13):
-                following = date(year + (month == 12), month % 12 + 1, 1)
-                ends.append(date.fromordinal(following.toordinal() - 1))
+        year, month = self.first_day.year, self.first_day.month
+        for _ in range(self.months):
+            following = date(year + (month == 12), month % 12 + 1, 1)
+            ends.append(min(following - timedelta(days=1), self.last_day))
+            year, month = following.year, following.month
         return ends
 
     def label(self) -> str:
@@ -102,6 +136,16 @@ class Period:
 
     def __str__(self) -> str:
         return self.label()
+
+
+def _check_years(start: int, end: int) -> None:
+    if end < start or not 1930 <= start <= 2200 or end - start > 10:
+        raise ValueError("not_period")
+
+
+def _month_index(day: date, origin: date) -> int:
+    """Return how many calendar months `day`'s month lies after `origin`'s."""
+    return (day.year - origin.year) * 12 + day.month - origin.month
 
 
 def percent(part: int, whole: int | None) -> Decimal | None:
@@ -234,27 +278,54 @@ async def target_of(session: AsyncSession, unit: Unit, period: Period) -> int | 
     )
 
 
+def _nearest(rows: Sequence[Row[Any]], ids: list[int]) -> Row[Any]:
+    """Return the row of the deepest unit of `ids` (the unit first, then its ancestors), latest start first."""
+    depth = {unit_id: i for i, unit_id in enumerate(ids)}
+    return max(rows, key=lambda r: (depth[r.unit_id], r.starts_on))
+
+
+def _path_ids(unit: Unit) -> list[int]:
+    return [int(part) for part in unit.path.strip("/").split("/")]
+
+
 async def _term_covering(session: AsyncSession, unit: Unit, today: date) -> tuple[Period, int | None] | None:
-    """Return the term of `unit` or its nearest ancestor that covers `today`, and the unit's own target for it."""
-    ids = [int(part) for part in unit.path.strip("/").split("/")]
+    """Return the term of `unit` or its nearest ancestor whose days cover `today`, and the unit's own target for it."""
+    ids = _path_ids(unit)
     rows = (
         await session.execute(
-            select(Target.unit_id, Target.start_year, Target.end_year, Target.value).where(
+            select(Target.unit_id, Target.start_year, Target.end_year, Target.starts_on, Target.ends_on,
+                   Target.value).where(
                 Target.unit_id.in_(ids),
                 Target.end_year > Target.start_year,
-                Target.start_year <= today.year,
-                Target.end_year >= today.year,
+                Target.starts_on <= today,
+                Target.ends_on >= today,
             )
         )
     ).all()
     if not rows:
         return None
-    depth = {unit_id: i for i, unit_id in enumerate(ids)}
-    nearest = max(rows, key=lambda r: (depth[r.unit_id], r.start_year))
-    term = Period(nearest.start_year, nearest.end_year)
+    nearest = _nearest(rows, ids)
+    term = Period(nearest.start_year, nearest.end_year, nearest.starts_on, nearest.ends_on)
     own = next((r.value for r in rows if r.unit_id == unit.id and (r.start_year, r.end_year) == (
         term.start_year, term.end_year)), None)
     return term, own
+
+
+async def stored_period(session: AsyncSession, unit: Unit, period: Period) -> Period:
+    """Return `period` with the exact days stored on the term target of those years of `unit` or its
+    nearest ancestor (a term named by its years, typed or on a button, keeps the dates it was set with);
+    `period` itself when none is stored, and always for a calendar year."""
+    if not period.is_term:
+        return period
+    ids = _path_ids(unit)
+    rows = (await session.execute(
+        select(Target.unit_id, Target.starts_on, Target.ends_on).where(
+            Target.unit_id.in_(ids), Target.start_year == period.start_year, Target.end_year == period.end_year)
+    )).all()
+    if not rows:
+        return period
+    nearest = _nearest(rows, ids)
+    return Period(period.start_year, period.end_year, nearest.starts_on, nearest.ends_on)
 
 
 async def current_term(session: AsyncSession, unit: Unit, today: date) -> Period | None:
@@ -444,9 +515,9 @@ async def monthly_admitted(session: AsyncSession, unit: Unit, period: Period) ->
         .where(*await _in_scope(session, unit, period))
         .group_by(Admission.admitted_on)
     )
-    months = [0] * ((period.end_year - period.start_year + 1) * 12)
+    months = [0] * period.months
     for day, count in rows:
-        months[(day.year - period.start_year) * 12 + day.month - 1] += int(count)
+        months[period.month_of(day)] += int(count)
     return months
 
 

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from models.entities import Unit
     from models.progress import Period
 
+# The target column is "Kế hoạch năm" for a year and "Chỉ tiêu nhiệm kỳ" for a term (summary_headers).
 SUMMARY_HEADERS = (
-    "Mã đơn vị", "Tên đơn vị", "Cấp", "Kỳ", "Chỉ tiêu", "Đã kết nạp", "Tỷ lệ đạt (%)", "Theo lịch đến nay",
+    "Mã đơn vị", "Tên đơn vị", "Cấp", "Kỳ", "Kế hoạch năm", "Đã kết nạp", "Tỷ lệ đạt (%)", "Theo lịch đến nay",
     "Chênh lệch", "Còn lại", "Cần mỗi tháng", "Dự báo cuối kỳ", "Nữ", "Dân tộc thiểu số", "Đoàn viên",
     "Dưới 30 tuổi",
 )
@@ -27,7 +28,13 @@ ADMISSION_HEADERS = (
     "Mã đơn vị", "Tên đơn vị", "Họ và tên", "Năm sinh", "Giới tính", "Dân tộc", "Dân tộc thiểu số", "Đoàn viên",
     "Số quyết định", "Ngày kết nạp",
 )
+TARGET_HEADER = {False: "Kế hoạch năm", True: "Chỉ tiêu nhiệm kỳ"}
 SUMMARY_SHEET = "Tổng hợp"
+
+
+def summary_headers(is_term: bool) -> tuple[str, ...]:
+    """Return the summary's column headings: an annual plan is a "kế hoạch", a term's is a "chỉ tiêu"."""
+    return tuple(TARGET_HEADER[is_term] if i == 4 else header for i, header in enumerate(SUMMARY_HEADERS))
 ADMISSIONS_SHEET = "Danh sách kết nạp"
 
 
@@ -55,7 +62,8 @@ def admission_rows(admissions: Sequence[Any], sexes: dict[str, str], yes: str, n
             for a in ordered]
 
 
-def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]) -> bytes:
+def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]],
+               headers: Sequence[str] = SUMMARY_HEADERS) -> bytes:
     """Return an XLSX workbook: the summary sheet (title row, headers, rows) and the admissions sheet."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
@@ -66,7 +74,7 @@ def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]
     sheet.title = SUMMARY_SHEET
     sheet.append([title])
     sheet["A1"].font = Font(bold=True, size=13)
-    sheet.append(list(SUMMARY_HEADERS))
+    sheet.append(list(headers))
     for row in summary:
         sheet.append(row)
     percent_column = SUMMARY_HEADERS.index("Tỷ lệ đạt (%)") + 1
@@ -101,11 +109,11 @@ def _style_table(sheet, header_row: int, widths, font, align, letter) -> None:  
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=3)
 
 
-def build_csv(summary: list[list[Any]]) -> bytes:
+def build_csv(summary: list[list[Any]], headers: Sequence[str] = SUMMARY_HEADERS) -> bytes:
     """Return the summary as CSV (UTF-8 with BOM so spreadsheet programs read the diacritics)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(SUMMARY_HEADERS)
+    writer.writerow(headers)
     for row in summary:
         writer.writerow(["" if v is None else v.isoformat() if isinstance(v, date) else v for v in row])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
@@ -132,7 +140,8 @@ async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: d
 
     summary = summary_rows(await subtree_progress(session, unit, period, day), KIND_NAMES)
     title = export_title(unit.name, unit.code, period.label(), period.is_term, day)
+    headers = summary_headers(period.is_term)
     if fmt == "csv":
-        return title, lambda: build_csv(summary)
+        return title, lambda: build_csv(summary, headers)
     listing = admission_rows(await admissions_in(session, unit, period), SEX_NAMES, YES, NO)
-    return title, lambda: build_xlsx(title, summary, listing)
+    return title, lambda: build_xlsx(title, summary, listing, headers)

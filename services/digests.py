@@ -81,7 +81,8 @@ def pack(tr: Translator, sections: list[str]) -> list[str]:
 def _capped(tr: Translator, lines: list[str]) -> list[str]:
     if len(lines) <= LIST_LIMIT:
         return lines
-    return lines[:LIST_LIMIT] + [tr("weekly.digest_more", count=tr.number(len(lines) - LIST_LIMIT))]
+    more = len(lines) - LIST_LIMIT
+    return lines[:LIST_LIMIT] + [tr.plural("weekly.digest_more", more, count=tr.number(more))]
 
 
 def _by_cell_and_name(notes: list[SecretaryNote]) -> list[SecretaryNote]:

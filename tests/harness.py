@@ -16,13 +16,14 @@ from bot.app import AdmissionsApplication, build_application
 from bot.lifecycle import running
 from bot.polling import Poller
 from core.clock import FixedClock
-from core.config import Config, DatabaseSettings, TelegramSettings
+from core.config import BotSettings, Config, DatabaseSettings, TelegramSettings
 from services.telegram import TelegramOutbox
 from services.weekly import RunSummary
 from services.weekly import run_weekly as run_weekly_service
 from localapi.server import BotApiServer, BotApiState
 from models.entities import Admission, Role, Target, UnitKind
 from models.people import create_invite
+from models.progress import Period
 from models.units import UnitRow, load_units, unit_by_code
 from models.updates import was_processed
 
@@ -182,7 +183,7 @@ async def seed_world(sessions) -> None:  # type: ignore[no-untyped-def]
         await load_units(session, WORLD_UNITS)
         for (code, start, end), value in WORLD_TARGETS.items():
             unit = await unit_by_code(session, code)
-            session.add(Target(unit_id=unit.id, start_year=start, end_year=end, value=value))
+            session.add(Target.of(unit.id, Period.parse(f"{start}-{end}", BotSettings.term_start), value))
 
 
 async def add_history(sessions, code: str, count: int, on: date, name: str = "Lịch Sử") -> None:  # type: ignore[no-untyped-def]

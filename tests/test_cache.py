@@ -39,7 +39,8 @@ async def test_domain_commits_bump_the_revision_and_bookkeeping_does_not(engine)
         pass
     async with sessions.begin() as session:
         await session.execute(Target.__table__.insert().values(unit_id=(await unit_by_code(session, "D")).id,
-                                                               start_year=2026, end_year=2026, value=9))
+                                                               start_year=2026, end_year=2026, value=9,
+                                                               starts_on=date(2026, 1, 1), ends_on=date(2026, 12, 31)))
     async with sessions() as session:
         assert await current_revision(session) == 2
         assert (await unit_by_code(session, "D")).name == "Huyện ủy"

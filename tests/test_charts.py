@@ -187,3 +187,42 @@ def test_old_callers_still_work_without_the_new_fields() -> None:
     """handlers/chart.py builds ChartTexts and ChartData with the original fields only."""
     data = ChartData(months=MONTHS, actual=[1], expected=None, target=None, children=[("Chi bộ thôn A", None, False)])
     assert png_size(render_progress_chart(data, TEXTS)) == (800, 1000)
+
+
+# ---------------------------------------------------------------------------------- the words on it
+
+
+async def test_year_chart_calls_the_annual_plan_ke_hoach_and_says_when_there_is_none(sessions, drawn) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from core.i18n import Texts
+    from handlers.chart import chart_data
+    from models.calendar import TermStart
+    from models.progress import Period
+    from models.units import unit_by_code
+    from tests.harness import add_history, seed_world
+
+    await seed_world(sessions)
+    await add_history(sessions, "NL", 3, date(2025, 3, 1))
+    await add_history(sessions, "KP", 1, date(2025, 9, 1))
+    vi, en = Texts.load().for_language("vi"), Texts.load().for_language("en")
+    async with sessions() as session:
+        district = await unit_by_code(session, "PN")
+        data, texts = await chart_data(session, vi, district, Period.year(2026), date(2026, 7, 1), True)
+        assert data.target == 90 and texts.title.endswith("— kế hoạch năm 2026")
+        assert texts.target == "Kế hoạch năm" and "chỉ tiêu" not in " ".join(
+            (texts.target, texts.children_title, texts.percent_axis, texts.expected)).lower()
+        # No plan for 2025: not "kế hoạch năm 2025" over bars that all say "chưa giao", but the counts.
+        data, texts = await chart_data(session, vi, district, Period.year(2025), date(2026, 7, 1), True)
+        assert data.target is None and texts.title.endswith("— kết nạp năm 2025")
+        assert "kế hoạch năm 2025" not in texts.title and texts.no_plan == (
+            "Chưa có kế hoạch năm 2025: biểu đồ chỉ ghi số đã kết nạp.")
+        assert sorted(data.children_admitted or []) == [0, 4]  # Bộc Bố 3 + 1, Nhạn Môn 0
+        render_progress_chart(data, texts)
+        shown = texts_of(drawn[-1])
+        assert texts.no_target not in shown and "4" in shown
+        _, english = await chart_data(session, en, district, Period.year(2025), date(2026, 7, 1), True)
+        assert english.title.endswith("— admissions in 2025") and english.no_plan.startswith("There is no annual plan")
+        term = await chart_data(session, vi, district, Period.term(2025, 2030, TermStart(7, 1)), date(2026, 7, 1), True)
+        assert term[1].target == "Chỉ tiêu nhiệm kỳ" and term[1].title.endswith("— chỉ tiêu nhiệm kỳ 2025-2030")
+        assert term[0].months[0] == "7/25" and term[0].months[-1] == "6/30" and len(term[0].months) == 60

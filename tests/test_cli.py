@@ -120,7 +120,7 @@ def test_units_targets_admissions_end_to_end(run: Run) -> None:
 
     # Targets: a year and a term, then an update; a bad period saves nothing.
     targets = run.file("targets.csv", "unit_code,period,target\nH1,2026,90\nH1,2025-2030,400\nX1,2026,30\n")
-    assert ok(run("import-targets", targets)).strip() == "Chỉ tiêu: 3 (3 mới, 0 cập nhật)"
+    assert ok(run("import-targets", targets)).strip() == "Kế hoạch năm và chỉ tiêu nhiệm kỳ: 3 (3 mới, 0 cập nhật)"
     ok(run("import-targets", run.file("t2.csv", "unit_code,period,target\nH1,2026,95\n")))
     bad_targets = run.file("t3.csv", "unit_code,period,target\nX2,2026,10\nX2,2026/27,10\n")
     assert "dòng 3: kỳ '2026/27' không hợp lệ" in failed(run("import-targets", bad_targets))
@@ -129,6 +129,9 @@ def test_units_targets_admissions_end_to_end(run: Run) -> None:
         (2026, 2026, 30),
         (2026, 2026, 95),
     ]
+    # The term runs five years from the congress ([bot] term_start, 1 July by default), not 1/1/2025–31/12/2030.
+    days = run.query("SELECT starts_on, ends_on FROM target WHERE end_year = 2030")
+    assert [tuple(str(d) for d in row) for row in days] == [("2025-07-01", "2030-06-30")]
 
     # Admissions: one bad row among good ones saves nothing; then the good ones.
     tomorrow = (date.today() + timedelta(days=2)).strftime("%d/%m/%Y")
@@ -216,9 +219,22 @@ def test_config_errors_name_the_key_and_exit_2(sqlite_run: Callable[..., Run]) -
         assert command in help_text
 
 
+def test_the_configured_term_start_reaches_import_and_export(sqlite_run: Callable[..., Run]) -> None:
+    assert "bot.term_start" in failed(sqlite_run('[bot]\nterm_start = "02-29"\n')("init"), code=2)
+    run = sqlite_run('[bot]\nterm_start = "01-15"\n')
+    ok(run("init"))
+    ok(run("import-units", run.file("units.csv", UNITS)))
+    ok(run("import-targets", run.file("t.csv", "unit_code,period,target\nH1,2025-2030,400\nX1,2020-09-01..2025-08-31,9\n")))
+    days = sorted(tuple(str(d) for d in row) for row in run.query("SELECT starts_on, ends_on FROM target"))
+    assert days == [("2020-09-01", "2025-08-31"), ("2025-01-15", "2030-01-14")]
+    ok(run("export", "--unit", "X1", "--period", "2020-2025", "--out", "x1.csv"))  # the stored days, not 15/1
+    assert "2020-2025" in (run.folder / "x1.csv").read_text(encoding="utf-8-sig")
+
+
 def test_example_config_loads_and_catalogs_match() -> None:
     config = load_config(ROOT / "config.example.toml", environ={})
     assert config.database.url == "sqlite:///data/bot.db" and config.bot.invite_days == 14
+    assert str(config.bot.term_start) == "07-01"
     assert config.reminders.catch_up_hours == 12 and config.sandbox.port == 8080
     example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     assert "postgresql://user@127.0.0.1:5432/dbname" in example
@@ -227,7 +243,7 @@ def test_example_config_loads_and_catalogs_match() -> None:
     assert parse_holidays(eval(holidays.group(1)), "reminders.holidays")[0] == (date(2027, 2, 5), date(2027, 2, 11))
     texts = Texts.load()
     vi = {k for k in texts.catalogs["vi"] if k.startswith("cli.")}
-    en = {k for k in texts.catalogs["en"] if k.startswith("cli.")}
+    en = {k for k in texts.catalogs["en"] if k.startswith("cli.") and not k.endswith("_one")}  # English plurals
     assert vi == en and "cli.no_token" in vi
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 import models.units as units_module
 from models import importing
+from models.calendar import TermStart
 from models.entities import Admission, Target, Unit, UnitKind
 from models.importing import (
     ImportCounts,
@@ -78,7 +79,7 @@ async def test_codes_are_case_and_width_insensitive_everywhere(sessions: Session
     assert await _load(sessions, HEADER + "ＰＮ,Huyện ủy Pác Nặm (mới),,district,\n") == ImportCounts(1, 0, 1)
     assert await _count(sessions, Unit) == 3
     async with sessions.begin() as s:
-        assert await import_targets(s, "unit_code,period,target\nｐｎ,2026,90\nbb,2026,30\n") == ImportCounts(2, 2)
+        assert await import_targets(s, "unit_code,period,target\nｐｎ,2026,90\nbb,2026,30\n", TermStart(7, 1)) == ImportCounts(2, 2)
         data = "unit_code,full_name,birth_year,gender,admitted_on\nnc,Lò Thị Hoa,1995,nữ,15/05/2023\n"
         assert await import_admissions(s, data, TODAY, NOW) == ImportCounts(1, 1)
         # Every typed code goes through the same function (the command line's invite and export too).

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from models.calendar import TermStart
 from models.entities import Admission, AdmissionSource, Sex, Target, Unit, UnitKind
 from models.importing import (
     ImportCounts,
@@ -173,17 +174,38 @@ async def test_self_parent_is_a_cycle(sessions: Sessions) -> None:
 # Targets ---------------------------------------------------------------------------------------
 
 
+JULY = TermStart(7, 1)  # the default [bot] term_start
+
+
 async def test_targets_by_year_and_term_update_on_reimport(sessions: Sessions) -> None:
     await _load(sessions)
-    data = "unit_code,period,target\nH1,2026,90\nH1,2025-2030,400\nX1, 2026 ,30\n"
+    data = "unit_code,period,target\nH1,2026,90\nH1,2025-2030,400\nX1, 2026 ,30\nX1,2025-07-01..2030-06-30,150\n"
     async with sessions.begin() as s:
-        assert await import_targets(s, data) == ImportCounts(total=3, created=3, updated=0)
+        assert await import_targets(s, data, JULY) == ImportCounts(total=4, created=4, updated=0)
     async with sessions.begin() as s:
-        assert await import_targets(s, "unit_code,period,target\nH1,2026,95\n") == ImportCounts(1, 0, 1)
+        assert await import_targets(s, "unit_code,period,target\nH1,2026,95\n", JULY) == ImportCounts(1, 0, 1)
     async with sessions() as s:
-        rows = {(t.unit.code, t.start_year, t.end_year): t.value
+        rows = {(t.unit.code, t.start_year, t.end_year): (t.value, t.starts_on, t.ends_on)
                 for t in await s.scalars(select(Target).options(selectinload(Target.unit)))}
-    assert rows == {("H1", 2026, 2026): 95, ("H1", 2025, 2030): 400, ("X1", 2026, 2026): 30}
+    # A term is five years from the congress (1 July), not 1/1/2025–31/12/2030; a year stays the calendar year.
+    term = (date(2025, 7, 1), date(2030, 6, 30))
+    assert rows == {("H1", 2026, 2026): (95, date(2026, 1, 1), date(2026, 12, 31)), ("H1", 2025, 2030): (400, *term),
+                    ("X1", 2026, 2026): (30, date(2026, 1, 1), date(2026, 12, 31)), ("X1", 2025, 2030): (150, *term)}
+
+
+async def test_term_targets_follow_the_term_start_and_exact_days_win(sessions: Sessions) -> None:
+    await _load(sessions)
+    async with sessions.begin() as s:
+        data = "unit_code,period,target\nH1,2025-2030,400\nX1,2020-2025,300\n"
+        assert await import_targets(s, data, TermStart(1, 15)) == ImportCounts(2, 2, 0)
+    async with sessions.begin() as s:  # the same years with exact days: an update of the days
+        data = "unit_code,period,target\nX1,2020-09-01..2025-08-31,310\n"
+        assert await import_targets(s, data, JULY) == ImportCounts(1, 0, 1)
+    async with sessions() as s:
+        rows = {t.unit.code: (t.value, t.starts_on, t.ends_on)
+                for t in await s.scalars(select(Target).options(selectinload(Target.unit)))}
+    assert rows == {"H1": (400, date(2025, 1, 15), date(2030, 1, 14)),
+                    "X1": (310, date(2020, 9, 1), date(2025, 8, 31))}
 
 
 async def test_bad_targets_are_listed_and_nothing_saved(sessions: Sessions) -> None:
@@ -196,14 +218,20 @@ async def test_bad_targets_are_listed_and_nothing_saved(sessions: Sessions) -> N
         "X1,2026,-3\n"
         "X1,năm nay,3\n"
         "H1,2026,91\n"
+        "X1,2026-03-01..2026-12-31,4\n"
+        "X1,2025-07-01..2024-06-30,4\n"
+        "X1,2025-07-01..2030-06-31,4\n"
     )
-    problems = await _rejected(sessions, import_targets, data)
+    problems = await _rejected(sessions, lambda s, text: import_targets(s, text, JULY), data)
     assert problems == [
         (3, "not_period", "2030-2025"),
         (4, "unknown_unit", "NOPE"),
         (5, "bad_target", "-3"),
         (6, "not_period", "năm nay"),
         (7, "duplicate_row", "2"),
+        (8, "not_period", "2026-03-01..2026-12-31"),  # an annual plan is a whole calendar year
+        (9, "not_period", "2025-07-01..2024-06-30"),
+        (10, "not_period", "2025-07-01..2030-06-31"),
     ]
     assert await _count(sessions, Target) == 0
 

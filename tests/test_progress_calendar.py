@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from models.admissions import AdmissionDraft, imported_admission
+from models.calendar import TermStart
 from models.entities import Sex, Target
 from models.progress import (
     Period,
@@ -51,11 +52,17 @@ def test_forecast_and_needed_at_boundaries_leap_years_and_terms() -> None:
     assert before.forecast is None and before.expected == 0 and before.needed_per_month == 5
     after = progress(50, 60, leap, date(2025, 1, 1))
     assert after.forecast == 50 and after.needed_per_month is None and after.expected == 60 and after.gap == -10
-    term = Period(2025, 2030)  # 2191 days, 72 months
-    p = progress(215, 400, term, date(2027, 12, 31))  # 3 of 6 years done: 1095 days
-    assert p.expected == 200 and p.gap == 15 and p.months_left == 37  # December 2027 still counts
-    assert p.needed_per_month == 5  # 185/37 = 5.0
-    assert p.forecast == 430  # 215 * 2191/1095 = 430.2
+    term = Period.term(2025, 2030, TermStart(7, 1))  # 1/7/2025–30/6/2030: 1826 days, 60 months
+    p = progress(215, 400, term, date(2028, 6, 30))  # 3 of 5 years done: 1096 days, 60 % expected
+    assert p.expected == 240 and p.gap == -25 and p.behind and p.months_left == 25  # June 2028 still counts
+    assert p.needed_per_month == 8  # 185/25 = 7.4
+    assert p.forecast == 358  # 215 * 1826/1096 = 358.2
+    half = progress(215, 400, term, date(2027, 12, 31))  # 914 days: half the term, not 3 of 6 years
+    assert (half.expected, half.gap, half.months_left, half.forecast) == (200, 15, 31, 430)
+    last = progress(390, 400, term, date(2030, 6, 30))
+    assert (last.expected, last.months_left, last.needed_per_month, last.forecast) == (400, 1, 10, 390)
+    over = progress(390, 400, term, date(2030, 7, 1))
+    assert (over.months_left, over.needed_per_month) == (0, None)
 
 
 def test_zero_and_missing_targets_have_no_percent_nor_needed() -> None:
@@ -71,9 +78,9 @@ async def _world(session) -> None:  # type: ignore[no-untyped-def]
     await load_units(session, UNITS)
     d, c1, c2 = [await unit_by_code(session, c) for c in ("D", "C1", "C2")]
     session.add_all([
-        Target(unit_id=d.id, start_year=2026, end_year=2026, value=20),
-        Target(unit_id=c1.id, start_year=2026, end_year=2026, value=10),
-        Target(unit_id=c2.id, start_year=2026, end_year=2026, value=0),
+        Target.of(d.id, Period.year(2026), 20),
+        Target.of(c1.id, Period.year(2026), 10),
+        Target.of(c2.id, Period.year(2026), 0),
     ])
 
     def add(code_unit, name, birth, sex, on, *, ethnicity=None, youth=None, withdrawn=False):  # type: ignore[no-untyped-def]
@@ -110,7 +117,7 @@ async def test_breakdowns_grouped_children_and_direct_admissions(sessions) -> No
         assert (await progress_of(session, c1, year, today, breakdown=True)).breakdown == by_code["C1"].breakdown
         c1_report = await progress_report(session, c1, year, today)
         assert c1_report.direct == 1 and c1_report.main.admitted == 4
-        term = await progress_report(session, d, Period(2025, 2030), today)
+        term = await progress_report(session, d, Period.term(2025, 2030, TermStart(7, 1)), today)
         assert term.main.admitted == 6 and term.main.target is None
         # under 30 by the year of each admission: Hà Văn Tư (1999) was 26 in 2025
         assert term.main.breakdown.under_30 == 4
@@ -130,3 +137,22 @@ async def test_subtree_rows_monthly_and_listing(sessions) -> None:
         listing = await admissions_in(session, d, year)
         assert [a.full_name for a in listing][0] == "Lò Thị Hoa" and len(listing) == 5
         assert "Rút Lại" not in {a.full_name for a in listing}
+
+
+def test_the_pace_lines_count_months_in_english_and_name_the_plan_or_the_target() -> None:
+    from core.i18n import Texts
+    from handlers.progress import _pace
+
+    texts = Texts.load()
+    en, vi = texts.for_language("en"), texts.for_language("vi")
+    december = progress(80, 90, Period.year(2026), date(2026, 12, 1))  # one month left
+    assert en.plural("progress.needed_per_month", 1, remaining="10", months="1", per_month="10") in _pace(en, december)
+    line = _pace(en, december)[0]
+    assert "1 month left" in line and "1 months" not in line
+    assert "2 months left" in _pace(en, progress(70, 90, Period.year(2026), date(2026, 11, 1)))[0]
+    forecast = _pace(en, december)[-1]
+    assert forecast.startswith("Forecast for the end of the year")
+    assert _pace(vi, progress(95, 90, Period.year(2026), date(2026, 7, 1)))[0] == "Đã đạt kế hoạch năm."
+    term = Period.term(2025, 2030, TermStart(7, 1))
+    assert _pace(vi, progress(400, 400, term, date(2027, 7, 1)))[0] == "Đã đạt chỉ tiêu nhiệm kỳ."
+    assert _pace(en, progress(100, 400, term, date(2030, 6, 1)))[0].startswith("300 still to go in the 1 month left")

@@ -13,7 +13,8 @@ async def test_committee_sees_year_term_schedule_and_children_behind_first(harne
     bot = harness
     await add_history(bot.sessions, "NL", 3, date(2026, 3, 1))
     await add_history(bot.sessions, "PC", 1, date(2026, 2, 1))
-    await add_history(bot.sessions, "KP", 5, date(2025, 5, 1))
+    await add_history(bot.sessions, "KP", 5, date(2025, 5, 1))  # the term before: 2020-2025 ended on 30/6/2025
+    await add_history(bot.sessions, "KP", 5, date(2025, 7, 1))  # the first day of the 2025-2030 term
     await bot.register(2002, "PN", Role.COMMITTEE)
     text = (await bot.say(2002, "/progress"))[0]["text"]
     assert "Huyện ủy Pác Nặm" in text
@@ -49,12 +50,13 @@ async def test_committee_of_a_commune_sees_only_its_subtree(harness) -> None:
 
 async def test_progress_for_term_and_other_year_and_bad_argument(harness) -> None:
     bot = harness
-    await add_history(bot.sessions, "NL", 2, date(2025, 3, 1))
+    await add_history(bot.sessions, "NL", 2, date(2025, 9, 1))
+    await add_history(bot.sessions, "NL", 1, date(2025, 6, 30))  # still the 2020-2025 term
     await bot.register(3001, "PN", Role.ADMIN)
     term = (await bot.say(3001, "/progress term"))[0]["text"]
-    assert "nhiệm kỳ 2025-2030" in term and "2/400 (0,5\u00a0%)" in term
+    assert "nhiệm kỳ 2025-2030 (01/07/2025–30/06/2030)" in term and "2/400 (0,5\u00a0%)" in term
     year = (await bot.say(3001, "/progress 2025"))[0]["text"]
-    assert "Năm 2025: <b>2</b> (chưa giao kế hoạch)" in year  # 2 admitted in 2025, no plan for that year
+    assert "Năm 2025: <b>3</b> (chưa giao kế hoạch)" in year  # 3 admitted in 2025, no plan for that year
     assert "Kỳ chưa đúng" in (await bot.say(3001, "/progress hôm qua"))[0]["text"]
 
 

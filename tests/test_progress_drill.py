@@ -102,7 +102,8 @@ async def test_export_arrives_as_xlsx_with_numbers_and_csv_on_request(harness) -
     book = load_workbook(io.BytesIO(bot.api.files[document["file_id"]][2]))
     summary = book["Tổng hợp"]
     headers = [c.value for c in summary[2]]
-    assert headers[:7] == ["Mã đơn vị", "Tên đơn vị", "Cấp", "Kỳ", "Chỉ tiêu", "Đã kết nạp", "Tỷ lệ đạt (%)"]
+    # An annual plan is a "kế hoạch"; "chỉ tiêu" is the term target's word.
+    assert headers[:7] == ["Mã đơn vị", "Tên đơn vị", "Cấp", "Kỳ", "Kế hoạch năm", "Đã kết nạp", "Tỷ lệ đạt (%)"]
     rows = {row[0]: row for row in summary.iter_rows(min_row=3, values_only=True)}
     assert [r[0] for r in summary.iter_rows(min_row=3, values_only=True)][0] == "PN"  # the unit itself first
     assert set(rows) == {"PN", "BT", "NN", "NL", "KP", "PC"}
@@ -115,6 +116,10 @@ async def test_export_arrives_as_xlsx_with_numbers_and_csv_on_request(harness) -
     document = bot.api.last_message(2002)["document"]
     text = bot.api.files[document["file_id"]][2].decode("utf-8-sig")
     assert document["file_name"] == "tien-do-PN-2026.csv" and "PN,Huyện ủy Pác Nặm,Huyện,2026,90,4,4.4,45" in text
+    assert text.splitlines()[0].split(",")[4] == "Kế hoạch năm"
+    await bot.say(2002, "/export term csv")
+    text = bot.api.files[bot.api.last_message(2002)["document"]["file_id"]][2].decode("utf-8-sig")
+    assert text.splitlines()[0].split(",")[4] == "Chỉ tiêu nhiệm kỳ" and "PN,Huyện ủy Pác Nặm,Huyện,2025-2030,400," in text
 
 
 def test_cli_export_writes_xlsx_and_csv(schema_url, tmp_path) -> None:

@@ -15,13 +15,15 @@ from sqlalchemy import func, select
 
 from core.config import Config, DatabaseSettings, SandboxSettings
 from localapi.demo import PEOPLE, TERM_SHARES, UNITS, YEAR_SHARES, seed_demo, term_of
-from bot.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError
+from bot.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError, seed_moment
 from models.entities import Admission, Role
 from models.people import person_by_telegram_id
-from models.progress import Period, progress_of
+from models.calendar import TermStart
+from models.progress import Period, progress_of, term_progress
 from models.units import unit_by_code
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+JULY = TermStart(7, 1)  # the default [bot] term_start
 SECRETARY, OTHER_SECRETARY, COMMITTEE, ADMIN = (p.telegram_id for p in PEOPLE)
 JSON = {"Content-Type": "application/json"}
 
@@ -29,18 +31,20 @@ JSON = {"Content-Type": "application/json"}
 # ---------------------------------------------------------------------------------- the seed
 
 
-@pytest.mark.parametrize("today", [date(2026, 1, 1), date(2026, 11, 26), date(2030, 12, 31), date(2031, 6, 15)])
+@pytest.mark.parametrize("today", [date(2026, 1, 1), date(2026, 6, 30), date(2026, 11, 26), date(2030, 6, 30),
+                                   date(2031, 6, 15)])
 async def test_seed_puts_the_district_at_23_of_90_and_215_of_400(sessions, today: date) -> None:
     now = datetime.combine(today, time(9), tzinfo=TZ)
     async with sessions.begin() as session:
-        await seed_demo(session, today, now)
+        await seed_demo(session, today, now, term_start=JULY)
     async with sessions() as session:
         district = await unit_by_code(session, "PN")
         year = await progress_of(session, district, Period.year(today.year), today)
-        term = await progress_of(session, district, Period(*term_of(today.year)), today)
+        term = await term_progress(session, district, today)  # the seeded term covers today
+        assert term is not None and term.period == term_of(today, JULY)
         assert (year.admitted, year.target) == (23, 90)
         assert (term.admitted, term.target) == (215, 400)
-        assert term_of(today.year)[0] < today.year <= term_of(today.year)[1]
+        assert term.period.first_day <= today <= term.period.last_day
         latest = await session.scalar(select(func.max(Admission.admitted_on)))
         assert latest <= today  # nothing dated in the future
         combined = await unit_by_code(session, "BB-KP")
@@ -54,6 +58,33 @@ async def test_seed_puts_the_district_at_23_of_90_and_215_of_400(sessions, today
                      "Hoàng Văn Mẫu": [(Role.COMMITTEE, "PN")], "Nông Thị Mẫu": [(Role.ADMIN, "PN")]}
     communes = [row.code for row in UNITS if row.parent_code == "PN"]
     assert sum(YEAR_SHARES[c] for c in communes) == 90 and sum(TERM_SHARES[c] for c in communes) == 400
+
+
+def test_the_seeded_term_covers_30_june_and_a_term_that_began_this_year_still_seeds() -> None:
+    # The sandbox's clock stands at 30 June: with terms from 1 July that is the last month of a term year.
+    assert term_of(date(2026, 6, 30), JULY) == Period.term(2025, 2030, JULY)
+    assert term_of(date(2026, 6, 30), JULY).first_day == date(2025, 7, 1)
+    assert term_of(date(2030, 6, 30), JULY).label() == "2025-2030"
+    assert term_of(date(2030, 7, 1), JULY).label() == "2030-2035"
+    assert term_of(date(2025, 6, 30), JULY).label() == "2020-2025"
+    assert term_of(date(2025, 1, 1), TermStart(1, 1)).label() == "2025-2030"
+    config = Config()  # the sandbox's own clock, with the configured (default) term start
+    day = seed_moment(config).date()
+    term = term_of(day, config.bot.term_start)
+    assert (day.month, day.day) == (6, 30) and term.first_day <= day <= term.last_day
+    assert (term.first_day.month, term.first_day.day) == (7, 1) and term.last_day.month == 6
+
+
+async def test_a_term_that_began_this_year_holds_this_years_admissions(sessions) -> None:  # type: ignore[no-untyped-def]
+    today = date(2030, 12, 31)
+    async with sessions.begin() as session:
+        await seed_demo(session, today, datetime.combine(today, time(9), tzinfo=TZ), term_start=JULY)
+    async with sessions() as session:
+        district = await unit_by_code(session, "PN")
+        term = await term_progress(session, district, today)
+        year = await progress_of(session, district, Period.year(today.year), today)
+    assert term is not None and term.period.label() == "2030-2035"
+    assert (year.admitted, term.admitted, term.target) == (23, 23, 400)
 
 
 # ---------------------------------------------------------------------------------- the live sandbox
