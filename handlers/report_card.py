@@ -164,7 +164,7 @@ def parse_one_line(tr: Translator, line: str, on: date, draft: dict[str, Any]) -
         parts.pop()  # a trailing separator, or an optional field left empty
     example = esc(tr("report.example.one_line"))
     if len(parts) > len(ONE_LINE_FIELDS):
-        return tr("report.one_line_too_many", example=example)
+        return tr("report.one_line_extra_fields", example=example)
     for field, value in zip(ONE_LINE_FIELDS[:ONE_LINE_REQUIRED], parts + [""] * ONE_LINE_REQUIRED):
         if not value:
             return tr("report.one_line_missing", field=tr(f"report.field_{field}"), example=example)

@@ -266,7 +266,7 @@ def test_a_bad_row_at_the_end_of_a_large_admissions_file_saves_nothing(
         assert "có lỗi ở 2 dòng, chưa lưu gì" in err
         assert "dòng 20002: không có đơn vị mã 'NOPE'" in err and "dòng 20003: ngày '31/02/2020' không có thật" in err
     else:
-        assert "2 line(s) with problems, nothing was saved" in err
+        assert "2 lines with problems, nothing was saved" in err
         assert "line 20002: no unit with code 'NOPE'" in err and "line 20003: date '31/02/2020' does not exist" in err
     assert run.query("SELECT count(*) FROM admission") == [(0,)]
     ok(run("import-admissions", run.file("good.csv", header + good)))
