@@ -25,7 +25,7 @@ from core.config import BotSettings
 from models import Base
 from models.calendar import TermStart
 from models.db import create_sync_engine_for
-from models.progress import Period
+from models.periods import Period
 
 LEVELS = (("province", 63, "Tỉnh ủy", "T"), ("district", 700, "Huyện ủy", "H"),
           ("committee", 55_000, "Đảng ủy xã", "X"), ("cell", 270_000, "Chi bộ thôn", "C"))

@@ -29,7 +29,7 @@ from core.config import Config, DatabaseSettings, TelegramSettings
 from core.i18n import Texts
 from models.db import create_engine_for, session_factory
 from models.entities import Assignment, Person, Role, Unit
-from models.progress import Period
+from models.periods import Period
 
 TOKEN = "123456789:" + "B" * 35
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -96,6 +96,7 @@ async def pick_units(sessions) -> dict[str, Unit]:  # type: ignore[no-untyped-de
 async def query_times(url: str, runs: int) -> dict[str, tuple[float, int]]:
     """Return {scope: (median ms of build_view, admitted this year)}, then the same without the reporting rate."""
     from handlers.progress import _reporting_rate_line, build_view
+    from models.periods import Period
     from models.progress import progress_report
 
     engine = create_engine_for(url)

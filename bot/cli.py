@@ -237,7 +237,8 @@ async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
     """Write the progress export of a unit's subtree: XLSX, or CSV when the file name ends in .csv."""
-    from models.progress import Period, stored_period
+    from models.periods import Period
+    from models.progress import stored_period
     from models.units import unit_by_code
     from reports.exports import export_bytes
 

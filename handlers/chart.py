@@ -19,7 +19,8 @@ from handlers.common import answer, cached_person, esc, today, translator
 from handlers.progress import button_pattern, home_units, parse_button, parse_period_argument, resolve_period, unit_in_scope
 from models.entities import Unit
 from models.people import Scope
-from models.progress import Period, monthly_admitted, progress_report
+from models.periods import Period
+from models.progress import monthly_admitted, progress_report
 from reports.charts import ChartData, ChartTexts, render_progress_chart
 
 

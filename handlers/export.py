@@ -13,7 +13,7 @@ from handlers.common import answer, cached_person, esc, today, translator
 from handlers.progress import button_pattern, parse_button, parse_period_argument, resolve_period
 from models.entities import Role, Unit
 from models.people import Scope
-from models.progress import Period
+from models.periods import Period
 from models.units import unit_by_id
 from reports.exports import export_bytes
 

@@ -24,7 +24,8 @@ from handlers.common import answer, cached_person, esc, today, translator, unit_
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
 from models.calendar import TermStart, week_start
-from models.progress import Period, Progress, current_term, progress_of, progress_report, stored_period, term_progress
+from models.periods import Period
+from models.progress import Progress, current_term, progress_of, progress_report, stored_period, term_progress
 from models.reminders import reporting_rate
 from models.units import unit_by_id
 

@@ -17,7 +17,7 @@ from models.admissions import AdmissionDraft, imported_admission
 from models.calendar import TermStart
 from models.entities import Role, Sex, Target, UnitKind
 from models.people import create_invite, redeem_invite
-from models.progress import Period
+from models.periods import Period
 from models.units import UnitRow, load_units, unit_by_code
 
 DISTRICT = "PN"

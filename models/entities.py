@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, PathString
 
 if TYPE_CHECKING:
-    from models.progress import Period
+    from models.periods import Period
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:

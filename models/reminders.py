@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base
 from models.entities import Admission, AdmissionSource, Assignment, Person, Role, Target, Unit, UnitKind
 from models.calendar import week_bounds, week_start
-from models.progress import Period
+from models.periods import Period
 from models.sql import unindexed
 from models.units import in_subtree
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from models.entities import Unit
-    from models.progress import Period
+    from models.periods import Period
 
 # The target column is "Kế hoạch năm" for a year and "Chỉ tiêu nhiệm kỳ" for a term (summary_headers).
 SUMMARY_HEADERS = (
@@ -136,6 +136,7 @@ async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: d
 
     The rendering is CPU work without the database: run it in a thread (asyncio.to_thread).
     """
+    from models.periods import Period
     from models.progress import admissions_in, subtree_progress
 
     summary = summary_rows(await subtree_progress(session, unit, period, day), KIND_NAMES)

@@ -15,7 +15,8 @@ from core.i18n import Translator
 from core.text import SAFE_LIMIT, esc, shorten, split_message
 from models.calendar import week_start, weeks_between
 from models.entities import Unit
-from models.progress import Period, percent, progress_of, term_progress
+from models.periods import Period
+from models.progress import percent, progress_of, term_progress
 from models.reminders import (
     CellStanding,
     DueSecretary,

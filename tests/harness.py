@@ -23,7 +23,7 @@ from services.weekly import run_weekly as run_weekly_service
 from localapi.server import BotApiServer, BotApiState
 from models.entities import Admission, Role, Target, UnitKind
 from models.people import create_invite
-from models.progress import Period
+from models.periods import Period
 from models.units import UnitRow, load_units, unit_by_code
 from models.updates import was_processed
 

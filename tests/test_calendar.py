@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.calendar import Calendar, Schedule, catch_up_candidate, next_run, week_bounds, week_start, weeks_between
-from models.progress import Period, Progress
+from models.periods import Period
+from models.progress import Progress
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 QUIET = (time(21, 0), time(6, 30))

@@ -13,6 +13,7 @@ from matplotlib.text import Text
 from PIL import Image
 
 from core.i18n import format_percent
+from models.periods import Period
 from models.progress import percent as percent_of
 from reports.charts import ChartData, ChartTexts, month_ticks, render_progress_chart, short_names
 
@@ -198,7 +199,7 @@ async def test_year_chart_calls_the_annual_plan_ke_hoach_and_says_when_there_is_
     from core.i18n import Texts
     from handlers.chart import chart_data
     from models.calendar import TermStart
-    from models.progress import Period
+    from models.periods import Period
     from models.units import unit_by_code
     from tests.harness import add_history, seed_world
 

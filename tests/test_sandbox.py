@@ -19,7 +19,8 @@ from bot.sandbox import SANDBOX_TOKEN, Sandbox, SandboxError, seed_moment
 from models.entities import Admission, Role
 from models.people import person_by_telegram_id
 from models.calendar import TermStart
-from models.progress import Period, progress_of, term_progress
+from models.periods import Period
+from models.progress import progress_of, term_progress
 from models.units import unit_by_code
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
