@@ -39,7 +39,8 @@ from handlers.common import answer, current_person, esc, reply, today, translato
 from models.admissions import NotAllowed, record_admission, saved_report
 from models.entities import Role, Sex
 from models.people import Scope
-from models.progress import Period, progress_of
+from models.periods import Period
+from models.progress import progress_of
 from models.units import unit_by_id
 from models.values import parse_birth_year, parse_date, parse_ethnicity, parse_sex, parse_yes_no
 
