@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from models import importing
+import models.importing.admissions as admissions_import
 from models.db import session_factory
 from models.entities import Admission, Unit
 from models.importing import (
@@ -68,8 +68,8 @@ def _statements(engine: AsyncEngine) -> list[tuple[str, int]]:
 
 async def test_rows_go_in_by_batches_of_executemany_without_orm_objects(
         sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importing, "CHUNK_ROWS", 100)
-    monkeypatch.setattr(importing, "INSERT_ROWS", 100)
+    monkeypatch.setattr(admissions_import, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(admissions_import, "INSERT_ROWS", 100)
     await _tree(sessions)
     inserts = _statements(engine)
     async with sessions.begin() as s:
@@ -98,7 +98,7 @@ async def test_memory_stays_small_for_a_large_file(sessions: Sessions) -> None:
 
 async def test_a_bad_row_in_a_later_chunk_leaves_nothing_even_if_the_caller_commits(
         sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importing, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(admissions_import, "CHUNK_ROWS", 7)
     await _tree(sessions)
     data = HEADER + _rows(30) + "C1,Lò Văn 2,1990,nam,01/01/2020,,\n" + _rows(10, start=30) + "NOPE,Lò Văn An,1990,nam,01/01/2020,,\n"
     async with sessions.begin() as s:
@@ -111,8 +111,8 @@ async def test_a_bad_row_in_a_later_chunk_leaves_nothing_even_if_the_caller_comm
 
 async def test_duplicates_are_found_across_chunks_in_the_file_and_in_the_database(
         sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importing, "CHUNK_ROWS", 4)
-    monkeypatch.setattr(importing, "HISTORY_UNITS", 3)  # the stored rows of 20 cells in 7 queries
+    monkeypatch.setattr(admissions_import, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(admissions_import, "HISTORY_UNITS", 3)  # the stored rows of 20 cells in 7 queries
     await _tree(sessions)
     async with sessions.begin() as s:
         assert await import_admissions(s, HEADER + _rows(10), TODAY, NOW) == ImportCounts(10, 10)
@@ -184,7 +184,7 @@ def _indexes(sync_conn) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def
 
 async def test_a_bad_row_at_the_end_of_a_large_file_leaves_nothing(
         sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importing, "REBUILD_MIN_ROWS", 100)  # the path a 200,000-row file takes on SQLite
+    monkeypatch.setattr(admissions_import, "REBUILD_MIN_ROWS", 100)  # the path a 200,000-row file takes on SQLite
     await _tree(sessions)
     async with sessions() as s:
         before = await current_revision(s)
@@ -211,7 +211,7 @@ async def test_the_file_is_checked_before_the_transaction_runs_its_first_stateme
     await _tree(sessions)
     order: list[str] = []
     event.listen(engine.sync_engine, "begin", lambda conn: order.append("begin"))
-    parse = importing._parse_admissions
+    parse = admissions_import._parse_admissions
 
     def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
         order.append("parse")
@@ -219,7 +219,7 @@ async def test_the_file_is_checked_before_the_transaction_runs_its_first_stateme
         order.append("parsed")
         return result
 
-    monkeypatch.setattr(importing, "_parse_admissions", watched)
+    monkeypatch.setattr(admissions_import, "_parse_admissions", watched)
     async with sessions.begin() as s:
         await import_admissions(s, HEADER + _rows(50), TODAY, NOW)
     assert order == ["parse", "parsed", "begin"]
@@ -229,7 +229,7 @@ async def test_sqlite_rebuilds_the_indexes_as_they_were_only_when_the_table_is_s
         sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite only")
-    monkeypatch.setattr(importing, "REBUILD_MIN_ROWS", 40)
+    monkeypatch.setattr(admissions_import, "REBUILD_MIN_ROWS", 40)
     await _tree(sessions)
     async with engine.connect() as conn:
         indexes = await conn.run_sync(_indexes)
@@ -257,8 +257,8 @@ async def test_sqlite_rebuilds_the_indexes_as_they_were_only_when_the_table_is_s
 
 async def test_a_database_error_half_way_leaves_no_rows_and_every_index(
         sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importing, "REBUILD_MIN_ROWS", 10)
-    monkeypatch.setattr(importing, "INSERT_ROWS", 10)
+    monkeypatch.setattr(admissions_import, "REBUILD_MIN_ROWS", 10)
+    monkeypatch.setattr(admissions_import, "INSERT_ROWS", 10)
     await _tree(sessions)
     async with engine.connect() as conn:
         indexes = await conn.run_sync(_indexes) if engine.dialect.name == "sqlite" else None
@@ -317,7 +317,7 @@ def test_clean_name_and_the_word_by_word_name_key_agree_with_the_rules(text: str
         name = clean_name(text)
     except ValueError:
         return
-    assert importing._name_key(name, {}) == name_key(name)
+    assert admissions_import._name_key(name, {}) == name_key(name)
 
 
 def test_the_sample_names_agree_too() -> None:

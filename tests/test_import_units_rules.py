@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+import models.importing.units as units_import
 import models.units as units_module
-from models import importing
 from models.calendar import TermStart
 from models.entities import Admission, Target, Unit, UnitKind
 from models.importing import (
@@ -197,8 +197,8 @@ async def test_load_units_refuses_too_deep_and_units_under_a_cell(sessions: Sess
 
 
 def test_the_importer_and_load_units_share_one_tree_check() -> None:
-    assert importing.tree_problems is units_module.tree_problems
-    assert not hasattr(importing, "_tree_problems")
+    assert units_import.tree_problems is units_module.tree_problems
+    assert not hasattr(units_import, "_tree_problems")
     stored = {"PN": (None, UnitKind.DISTRICT), "NC": ("PN", UnitKind.CELL)}
     rows = [UnitRow(2, "X", "x", "NC", UnitKind.CELL), UnitRow(3, "Y", "y", "NOPE", UnitKind.CELL),
             UnitRow(4, "X", "x", "PN", UnitKind.CELL)]

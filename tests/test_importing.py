@@ -1,4 +1,4 @@
-"""models/importing.py: CSV rows to units, targets and earlier admissions, all or nothing."""
+"""models/importing/: CSV rows to units, targets and earlier admissions, all or nothing."""
 
 from __future__ import annotations
 
