@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.calendar import TermStart
 from models.entities import Target, Unit
 from models.importing.csvfile import CHUNK_ROWS, ImportCounts, ImportProblems, _required, read_table
-from models.progress import Period
+from models.periods import Period
 from models.units import normal_code
 
 TARGET_COLUMNS = ("unit_code", "period", "target")
