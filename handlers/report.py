@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from telegram import Update
 from telegram.ext import (
@@ -101,27 +103,13 @@ async def choose_cell(update: Update, context: BotContext) -> int:
 @step
 async def take_name(update: Update, context: BotContext) -> int | None:
     """Take the full name as typed, each word capitalised; a one-word name is asked about."""
-    try:
-        set_name(draft_of(context), text_of(update))
-    except ValueError as error:
-        return await invalid(update, context, error.args[0], "name")
-    if "pending_name" in draft_of(context):
-        return await onward(update, context)
-    return await took(update, context, "name")
+    return await _take_doubtful(update, context, set_name, "name", "pending_name")
 
 
 @step
 async def settle_name(update: Update, context: BotContext) -> int:
     """Keep the one-word name, or ask for the name again."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    await answer(query)
-    draft = draft_of(context)
-    pending = draft.pop("pending_name", None)
-    if query.data.endswith(":retype") or pending is None:
-        return await ask(update, context, NAME)
-    draft["full_name"] = pending
-    return await took(update, context, "name")
+    return await _settle_doubt(update, context, "name", "pending_name", "full_name", NAME)
 
 
 @step
@@ -220,27 +208,39 @@ async def skip_decision(update: Update, context: BotContext) -> int:
 @step
 async def take_decision(update: Update, context: BotContext) -> int | None:
     """Take the decision number; one that reads as a date or has no digit is asked about."""
-    try:
-        set_decision(draft_of(context), text_of(update))
-    except ValueError as error:
-        return await invalid(update, context, error.args[0], "decision")
-    if "pending_decision" in draft_of(context):
-        return await onward(update, context)
-    return await took(update, context, "decision")
+    return await _take_doubtful(update, context, set_decision, "decision", "pending_decision")
 
 
 @step
 async def settle_decision(update: Update, context: BotContext) -> int:
     """Keep the doubtful decision number, or ask for it again."""
+    return await _settle_doubt(update, context, "decision", "pending_decision", "decision_no", DECISION)
+
+
+async def _take_doubtful(update: Update, context: BotContext, setter: Callable[[dict[str, Any], str], None],
+                         field: str, pending: str) -> int | None:
+    """Store a typed answer; if `setter` left it `pending` (a doubt), ask about it before going on."""
+    try:
+        setter(draft_of(context), text_of(update))
+    except ValueError as error:
+        return await invalid(update, context, error.args[0], field)
+    if pending in draft_of(context):
+        return await onward(update, context)
+    return await took(update, context, field)
+
+
+async def _settle_doubt(update: Update, context: BotContext, field: str, pending: str, stored: str,
+                        question: int) -> int:
+    """Keep the doubtful answer (its button) or ask `question` again (the ':retype' button)."""
     query = update.callback_query
     assert query is not None and query.data is not None
     await answer(query)
     draft = draft_of(context)
-    pending = draft.pop("pending_decision", None)
-    if query.data.endswith(":retype") or pending is None:
-        return await ask(update, context, DECISION)
-    draft["decision_no"] = pending
-    return await took(update, context, "decision")
+    value = draft.pop(pending, None)
+    if query.data.endswith(":retype") or value is None:
+        return await ask(update, context, question)
+    draft[stored] = value
+    return await took(update, context, field)
 
 
 @step
