@@ -109,6 +109,12 @@ class BotHarness:
         await self.settle(self.api.push_callback(user_id, found_id, data))
         return self.replies(user_id, mark)
 
+    async def report_one_line(self, user_id: int, line: str) -> list[dict]:
+        """Send a one-line /report, answer the card's Youth Union question «Không», tap ✅; return ✅'s answers."""
+        await self.say(user_id, line)
+        await self.tap(user_id, "Không")
+        return await self.tap(user_id, "✅")
+
     def replies(self, chat_id: int, since: int) -> list[dict]:
         """Return the texts (and markups) the bot sent or edited in this chat since `since`."""
         out = []

@@ -70,12 +70,8 @@ async def test_units_without_target_show_so_without_error(harness) -> None:
 async def test_undo_shows_the_report_and_withdraws_only_on_the_check_mark(harness) -> None:
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
-    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
-    await bot.tap(1001, "✅")
-    await bot.say(1001, "/report Lò Văn Nam, 1995, nam, 16/05/2026")
-    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
-    await bot.tap(1001, "✅")
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.report_one_line(1001, "/report Lò Văn Nam, 1995, nam, 16/05/2026")
     asked = (await bot.say(1001, "/undo"))[-1]
     assert "Lò Văn Nam" in asked["text"] and "Chi bộ thôn Nà Lạn" in asked["text"] and "16/05/2026" in asked["text"]
     labels = [b["text"] for row in asked["reply_markup"]["inline_keyboard"] for b in row]
@@ -105,9 +101,7 @@ async def test_undo_shows_the_report_and_withdraws_only_on_the_check_mark(harnes
 async def test_undo_check_mark_late_after_48_hours_withdraws_nothing(harness) -> None:
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
-    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(1001, "Không")
-    await bot.tap(1001, "✅")
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     await bot.say(1001, "/undo")
     bot.clock.advance(timedelta(hours=49))  # the question stayed unanswered
     assert "quá 48 giờ" in (await bot.tap(1001, "✅"))[-1]["text"]
@@ -118,9 +112,7 @@ async def test_undo_never_touches_someone_elses_report(harness) -> None:
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
     await bot.register(1002, "KP", Role.SECRETARY)
-    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
-    await bot.tap(1001, "✅")
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     text = (await bot.say(1002, "/undo"))[-1]["text"]
     assert "chưa có báo cáo" in text and "Ban Tổ chức" in text
     [admission] = await bot.counted_admissions()
@@ -139,9 +131,7 @@ async def test_undo_after_leaving_the_cell_withdraws_nothing(harness) -> None:
 
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
-    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(1001, "Không")
-    await bot.tap(1001, "✅")
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     await bot.say(1001, "/undo")
     async with bot.sessions.begin() as session:  # no longer the secretary of Nà Lạn
         person = await person_by_telegram_id(session, 1001)

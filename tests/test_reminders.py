@@ -58,9 +58,7 @@ async def test_only_secretaries_of_cells_without_a_report_this_week_are_reminded
     await bot.register(1003, "PC", Role.SECRETARY, "Lan")  # only imported history: still due
     await bot.register(1004, "PC", Role.SECRETARY, "Tú")  # away
     await bot.register(2001, "BT", Role.COMMITTEE, "Ủy viên")  # never reminded
-    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
-    await bot.tap(1001, "✅")
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     assert "Đã ghi nhận" in (await bot.say(1002, "/checkin"))[0]["text"]
     await add_history(bot.sessions, "PC", 2, date(2026, 6, 30))
     assert "đến hết ngày 08/07/2026" in (await bot.say(1004, "/away 8"))[0]["text"]
@@ -311,9 +309,7 @@ async def test_digest_numbers_for_each_committee_member(harness) -> None:
     await bot.register(1004, "NL", Role.SECRETARY, "Tú")
     await bot.register(2001, "BT", Role.COMMITTEE)
     await bot.register(2002, "PN", Role.COMMITTEE)
-    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
-    await bot.tap(1001, "✅")
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     await bot.say(1002, "/checkin")
     await bot.say(1004, "/away 14")
     async with bot.sessions.begin() as session:  # Pác Cáp last reported in the week of 8 June
@@ -423,9 +419,7 @@ async def test_a_cell_that_reported_or_checked_in_this_week_is_not_silent(harnes
     await bot.register(1003, "PC", Role.SECRETARY)
     await bot.register(2002, "PN", Role.COMMITTEE)
     bot.clock.set(datetime(2026, 7, 8, 9, 0, tzinfo=TZ))  # Wednesday of the week of 6 July
-    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
-    await bot.tap(1001, "✅")
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     await bot.say(1002, "/checkin")
     mark = bot.api.mark()
     await run_weekly(bot.application, "digest", date(2026, 7, 8))

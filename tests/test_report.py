@@ -209,9 +209,7 @@ async def test_duplicate_warning_says_where_only_inside_the_reporters_scope(harn
     bot = harness
     await bot.register(SECRETARY, "NL", Role.SECRETARY)
     await bot.register(1002, "PC", Role.SECRETARY)  # another commune's cell
-    await bot.say(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(SECRETARY, "Không")
-    await bot.tap(SECRETARY, "✅")
+    await bot.report_one_line(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     own = (await bot.say(SECRETARY, "/report Lo Thi Hoa, 1998, nu, 20/05/2026"))[-1]["text"]
     assert "trùng" in own and "Chi bộ thôn Nà Lạn" in own and "15/05/2026" in own
     other = (await bot.say(1002, "/report Lò Thị Hoa, 1998, nữ, 20/05/2026"))[-1]["text"]
@@ -339,9 +337,7 @@ async def test_cancel_works_at_first_step(secretary) -> None:
 
 async def test_likely_duplicate_is_flagged_on_the_card(secretary) -> None:
     bot = secretary
-    await bot.say(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
-    await bot.tap(SECRETARY, "Không")  # the Youth Union question, asked on the card
-    await bot.tap(SECRETARY, "✅")
+    await bot.report_one_line(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
     card = (await bot.say(SECRETARY, "/report Lo Thi Hoa, 1998, nu, 20/05/2026"))[-1]["text"]
     assert "trùng" in card and "Lò Thị Hoa" in card
     card = (await bot.say(SECRETARY, "/report Lò Thị Hoa, 1999, nữ, 20/05/2026"))[-1]["text"]
