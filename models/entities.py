@@ -131,8 +131,13 @@ class Person(Base):
     blocked_at: Mapped[datetime | None]
     away_until: Mapped[date | None] = mapped_column(Date)
 
+    # The roles held now (what Scope reads); ended ones only in all_assignments.
     assignments: Mapped[list[Assignment]] = relationship(
-        back_populates="person", cascade="all, delete-orphan", order_by="Assignment.id"
+        back_populates="person", cascade="all, delete-orphan", order_by="Assignment.id",
+        primaryjoin="and_(Person.id == Assignment.person_id, Assignment.ended_at.is_(None))",
+    )
+    all_assignments: Mapped[list[Assignment]] = relationship(
+        viewonly=True, order_by="Assignment.id", primaryjoin="Person.id == Assignment.person_id"
     )
 
 
@@ -146,6 +151,10 @@ class Assignment(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     role: Mapped[Role] = mapped_column(_enum(Role))
+    # When the role ended (revoked by an admin, or handed over to a successor); None while held.
+    # An ended assignment gives no access; it stays so that /people can say "revoked" and the audit
+    # trail can name who held the role. Only rows with ended_at IS NULL make up a person's scope.
+    ended_at: Mapped[datetime | None]
     # When the person took on this role (the invite's redemption; migration 0008 filled older rows
     # from the person's registered_at). None only for rows written around the models: read as the
     # person's registered_at (models.reminders.secretary_since). A cell's silence is measured from it.
@@ -153,6 +162,11 @@ class Assignment(Base):
 
     person: Mapped[Person] = relationship(back_populates="assignments")
     unit: Mapped[Unit] = relationship()
+
+    @property
+    def is_active(self) -> bool:
+        """Tell whether the role is still held."""
+        return self.ended_at is None
 
 
 class Invite(Base):
@@ -168,6 +182,11 @@ class Invite(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     used_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # Who made it in the chat (None: the command line), and for a hand-over the assignment that
+    # ends when this invite is used.
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("assignment.id"))
+    note: Mapped[str | None] = mapped_column(String(200))
 
     unit: Mapped[Unit] = relationship()
 
@@ -248,6 +267,73 @@ class Admission(Base):
     report_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
     withdrawn_at: Mapped[datetime | None]
     withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+    unit: Mapped[Unit] = relationship()
+
+
+class AuditChannel(enum.StrEnum):
+    """Where a change came from."""
+
+    CHAT = "chat"
+    CLI = "cli"
+    FILE = "file"
+
+
+class AuditEntry(Base):
+    """One change to the data, kept for ever: who, when, what (field, old → new), why, and how.
+
+    Entries are only ever inserted (models.audit); the database refuses to update or delete them
+    (triggers made by migration 0010 and by create_all). `unit_path` is the path of the unit the
+    change concerns, so an admin's or committee member's subtree reads its entries as one range.
+    """
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_path_at", "unit_path", "at"),
+                      Index("ix_audit_entry_subject", "subject", "subject_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))  # None: the command line
+    channel: Mapped[AuditChannel] = mapped_column(_enum(AuditChannel))
+    action: Mapped[str] = mapped_column(String(32))  # models.audit.Action
+    subject: Mapped[str] = mapped_column(String(32))  # "admission", "invite", "assignment", "target", "unit", …
+    subject_id: Mapped[int | None]
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+    unit_path: Mapped[str | None] = mapped_column(PathString)
+    field: Mapped[str | None] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+# The database itself refuses to change the audit trail (create_all here; migration 0010 likewise).
+AUDIT_IMMUTABLE_SQLITE = (
+    "CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry "
+    "BEGIN SELECT RAISE(ABORT, 'audit entries are never updated'); END",
+    "CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry "
+    "BEGIN SELECT RAISE(ABORT, 'audit entries are never deleted'); END",
+)
+AUDIT_IMMUTABLE_POSTGRESQL = (
+    "CREATE OR REPLACE FUNCTION audit_entry_immutable() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit entries are never updated or deleted'; END $$",
+    "CREATE TRIGGER audit_entry_no_change BEFORE UPDATE OR DELETE ON audit_entry "
+    "FOR EACH ROW EXECUTE FUNCTION audit_entry_immutable()",
+)
+for _statement in AUDIT_IMMUTABLE_SQLITE:
+    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in AUDIT_IMMUTABLE_POSTGRESQL:
+    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+
+
+class UnitLock(Base):
+    """Books closed for a unit's subtree up to a day (khóa sổ): see models.locks."""
+
+    __tablename__ = "unit_lock"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), primary_key=True, autoincrement=False)
+    closed_until: Mapped[date] = mapped_column(Date)
+    set_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    set_at: Mapped[datetime]
 
     unit: Mapped[Unit] = relationship()
 

@@ -149,7 +149,8 @@ async def secretary_since(session: AsyncSession, unit: Unit, tz: tzinfo) -> dict
         select(Assignment.unit_id, func.min(func.coalesce(Assignment.started_at, Person.registered_at)))
         .join(Person, Person.id == Assignment.person_id)
         .join(Unit, Unit.id == Assignment.unit_id)
-        .where(Assignment.role == Role.SECRETARY, Unit.kind == UnitKind.CELL, in_subtree(Unit.path, unit.path))
+        .where(Assignment.role == Role.SECRETARY, Assignment.ended_at.is_(None), Unit.kind == UnitKind.CELL,
+               in_subtree(Unit.path, unit.path))
         .group_by(Assignment.unit_id)
     )
     since: dict[int, date] = {}
@@ -287,7 +288,7 @@ async def due_secretaries(session: AsyncSession, day: date, tz: tzinfo) -> tuple
     rows = (
         await session.execute(
             select(Person.id, Person.telegram_id, Person.language, Person.away_until, Assignment.unit_id)
-            .join(Assignment, Assignment.person_id == Person.id)
+            .join(Assignment, (Assignment.person_id == Person.id) & Assignment.ended_at.is_(None))
             .join(Unit, Unit.id == Assignment.unit_id)
             .where(Assignment.role == Role.SECRETARY, Person.active.is_(True), Unit.kind == UnitKind.CELL)
             .order_by(Person.id, Assignment.unit_id)
@@ -318,7 +319,7 @@ async def committee_members(session: AsyncSession) -> list[tuple[Person, list[Un
     rows = (
         await session.execute(
             select(Person, Unit)
-            .join(Assignment, Assignment.person_id == Person.id)
+            .join(Assignment, (Assignment.person_id == Person.id) & Assignment.ended_at.is_(None))
             .join(Unit, Unit.id == Assignment.unit_id)
             .where(Assignment.role == Role.COMMITTEE, Person.active.is_(True))
             .order_by(Person.id, Unit.path)
@@ -343,7 +344,7 @@ async def blocked_secretaries(session: AsyncSession, unit: Unit, tz: tzinfo) -> 
     """Return secretaries of the subtree who blocked the bot."""
     rows = await session.execute(
         select(Person.display_name, Unit.name, Person.blocked_at)
-        .join(Assignment, Assignment.person_id == Person.id)
+        .join(Assignment, (Assignment.person_id == Person.id) & Assignment.ended_at.is_(None))
         .join(Unit, Unit.id == Assignment.unit_id)
         .where(Assignment.role == Role.SECRETARY, Person.active.is_(False), in_subtree(Unit.path, unit.path))
         .order_by(Unit.name, Person.display_name)
@@ -355,7 +356,7 @@ async def away_secretaries(session: AsyncSession, unit: Unit, day: date) -> list
     """Return secretaries of the subtree who paused reminders over `day`."""
     rows = await session.execute(
         select(Person.display_name, Unit.name, Person.away_until)
-        .join(Assignment, Assignment.person_id == Person.id)
+        .join(Assignment, (Assignment.person_id == Person.id) & Assignment.ended_at.is_(None))
         .join(Unit, Unit.id == Assignment.unit_id)
         .where(
             Assignment.role == Role.SECRETARY,

@@ -157,7 +157,7 @@ async def uncertain_recipients(session: AsyncSession, kind: str, week: date) -> 
     rows = (await session.execute(
         select(Person.id, Person.display_name, Unit.name)
         .join(SentReminder, SentReminder.person_id == Person.id)
-        .outerjoin(Assignment, Assignment.person_id == Person.id)
+        .outerjoin(Assignment, (Assignment.person_id == Person.id) & Assignment.ended_at.is_(None))
         .outerjoin(Unit, Unit.id == Assignment.unit_id)
         .where(SentReminder.kind == kind, SentReminder.week_start == week,
                SentReminder.status == SendStatus.UNCERTAIN.value)
