@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -24,13 +26,8 @@ async def test_invite_by_command_gives_code_link_and_qr_of_the_link(harness, tmp
     link = f"https://t.me/{bot.api.bot_username}?start={code}"
     assert link in text and "Chi bộ thôn Nà Lạn" in text and "bí thư chi bộ" in text
     assert "15/07/2026 09:00" in text  # [bot] invite_days 14 from 1/7/2026 09:00, as the command line's
-    assert code in text.splitlines()[text.splitlines().index(f"<code>{code}</code>")]
-    photo = bot.api.last_message(ADMIN_BT)["photo"][0]
-    png = bot.api.files[photo["file_id"]][2]
-    decoded = decode_qr(png, tmp_path)
-    if decoded is None:
-        pytest.skip("zbarimg (Debian's zbar-tools) is not installed: the QR photo was sent but not decoded")
-    assert decoded == link
+    assert f"\n<code>{code}</code>\n" in text  # the code alone on its own line, to copy or read out
+    png = bot.api.files[bot.api.last_message(ADMIN_BT)["photo"][0]["file_id"]][2]
 
     async with bot.sessions() as session:
         admin = await person_by_telegram_id(session, ADMIN_BT)
@@ -44,6 +41,11 @@ async def test_invite_by_command_gives_code_link_and_qr_of_the_link(harness, tmp
     bot.api.add_user(1101, "Hoa")
     welcome = (await bot.say(1101, f"/start {code}"))[0]["text"]
     assert "bí thư Chi bộ thôn Nà Lạn" in welcome
+
+    decoded = decode_qr(png, tmp_path)
+    if decoded is None:
+        pytest.skip("zbarimg (Debian's zbar-tools) is not installed: the QR photo was sent but not decoded")
+    assert decoded == link
 
 
 async def test_vietnamese_role_words_and_bad_input_get_clear_replies(harness) -> None:
@@ -126,5 +128,18 @@ async def test_english_admin_gets_english(harness) -> None:
     bot.api.add_user(3009, "Ann", language_code="en")
     await bot.register(3009, "BT", Role.ADMIN)
     replies = await bot.say(3009, "/invite KP committee")
-    assert "Invite: Committee member — Chi bộ thôn Khuổi Pết" in replies[0]["text"]
+    assert "Invite made: Committee member — <b>Chi bộ thôn Khuổi Pết</b>" in replies[0]["text"]
     assert "Scan the QR code" in replies[1]["caption"]
+
+
+async def test_a_chat_invite_works_until_the_second_before_it_expires(harness) -> None:
+    bot = harness
+    await bot.register(ADMIN_BT, "BT", Role.ADMIN)
+    early = invite_code(await bot.say(ADMIN_BT, "/invite NL secretary"))
+    late = invite_code(await bot.say(ADMIN_BT, "/invite KP secretary"))
+    bot.clock.advance(timedelta(days=14) - timedelta(seconds=1))
+    bot.api.add_user(1201)
+    assert "bí thư Chi bộ thôn Nà Lạn" in (await bot.say(1201, f"/start {early}"))[0]["text"]
+    bot.clock.advance(timedelta(seconds=1))  # exactly [bot] invite_days after it was made
+    bot.api.add_user(1202)
+    assert "hết hạn" in (await bot.say(1202, f"/start {late}"))[0]["text"]
