@@ -143,3 +143,14 @@ async def test_a_chat_invite_works_until_the_second_before_it_expires(harness) -
     bot.clock.advance(timedelta(seconds=1))  # exactly [bot] invite_days after it was made
     bot.api.add_user(1202)
     assert "hết hạn" in (await bot.say(1202, f"/start {late}"))[0]["text"]
+
+
+async def test_an_admin_of_two_communes_picks_one_first_and_can_come_back(harness) -> None:
+    bot = harness
+    await bot.register(ADMIN_BT, "BT", Role.ADMIN)
+    await bot.register(ADMIN_BT, "NN", Role.ADMIN)
+    home = (await bot.say(ADMIN_BT, "/invite"))[0]
+    assert [[b["text"] for b in row] for row in home["reply_markup"]["inline_keyboard"]] == [
+        ["Đảng ủy xã Bộc Bố"], ["Đảng ủy xã Nhạn Môn"]]
+    assert "📂 Chi bộ thôn Pác Cáp" in str((await bot.tap(ADMIN_BT, "Đảng ủy xã Nhạn Môn"))[0]["reply_markup"])
+    assert (await bot.tap(ADMIN_BT, "⬆️ Các đơn vị của tôi"))[0]["text"] == home["text"]
