@@ -240,6 +240,57 @@ async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_invite_batch(cli: Cli, args: argparse.Namespace) -> int:
+    """Make one invite per row of `unit_code,role[,note]` and write their sheet (.xlsx or .csv); all or nothing.
+
+    The link column needs [telegram] bot_username (no network call at all): without it the column
+    stays empty and a note says how to register with the code instead."""
+    from models.invites import invite_batch, read_batch
+    from reports.invites import invite_sheet
+
+    fmt = args.out.suffix.lower().lstrip(".")
+    if fmt not in ("xlsx", "csv"):
+        raise CliError(cli.texts.get("invites.cli.batch_bad_out", cli.lang, path=args.out), 2)
+    data = read_file(cli, args.file)
+    now, days, tz = cli.clock.now(), cli.config.bot.invite_days, cli.config.bot.tz
+    username = cli.config.telegram.bot_username
+    partial = args.out.with_name(args.out.name + ".part")
+
+    async def work(session: AsyncSession) -> int:
+        issued = await invite_batch(session, await read_batch(session, data), now=now, days=days)
+        with_note = any(i.note for i in issued)
+        rows = [[i.unit.code, i.unit.name, i.role.value, i.code,
+                 f"https://t.me/{username}?start={i.code}" if username else "",
+                 i.expires_at.astimezone(tz).replace(tzinfo=None), *([i.note or ""] if with_note else [])]
+                for i in issued]
+        try:  # written before the commit, shown under its name only after it: never codes that do not exist
+            partial.write_bytes(invite_sheet(rows, with_note, fmt))
+        except OSError as exc:
+            raise CliError(cli.t("file_unwritable", path=args.out, error=exc.strerror or exc)) from None
+        return len(issued)
+
+    try:
+        count = await in_transaction(cli, work)
+    except ImportProblems as exc:
+        cli.err(problems_text(cli, args.file, exc.problems))
+        return 1
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(args.out)
+    expires = (now + timedelta(days=days)).astimezone(tz).strftime("%d/%m/%Y %H:%M")
+    cli.out(cli.texts.get("invites.cli.batch_done", cli.lang, count=format_number(count, cli.lang), path=args.out,
+                          expires=expires, timezone=cli.config.bot.timezone))
+    if not username:
+        cli.out(cli.texts.get("invites.cli.batch_no_link", cli.lang))
+    return 0
+
+
+def _invite_batch_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("file", metavar="FILE", type=Path, help=t("arg.invite_file"))
+    parser.add_argument("--out", required=True, type=Path, metavar="SHEET", help=t("arg.invite_out"))
+
+
 async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
     """Write the progress export of a unit's subtree: XLSX, or CSV when the file name ends in .csv."""
     from models.periods import Period
@@ -457,6 +508,7 @@ COMMANDS: dict[str, Command] = {
     "import-targets": Command(cmd_import_targets, ("file",)),
     "import-admissions": Command(cmd_import_admissions, ("file",)),
     "invite": Command(cmd_invite, ("unit_code", "role")),
+    "invite-batch": Command(cmd_invite_batch, setup=_invite_batch_options),
     "export": Command(cmd_export, setup=_export_options),
     "run": Command(cmd_run, setup=lambda parser, t: _sandbox_options(parser, t)),
     "remind-now": Command(cmd_remind_now, setup=_remind_now_options),

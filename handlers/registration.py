@@ -56,7 +56,7 @@ async def guard(update: Update, context: BotContext) -> None:
     if _is_start(update):
         return
     person = await cached_person(context, update)
-    if person is not None:
+    if person is not None and person.assignments:  # a person whose roles were all revoked is a stranger again
         context.language = person.language  # every handler of this update speaks it (handlers.common.translator)
         if not person.active:  # they wrote again, so they unblocked the bot
             async with context.services.db.writing() as session:
@@ -78,7 +78,8 @@ async def start(update: Update, context: BotContext) -> None:
     async with context.services.db.writing() as session:
         person = await current_person(session, update)
         if not code:
-            text = help_text(context, person) if person else translator(context, update)("registration.unregistered")
+            text = (help_text(context, person) if person and person.assignments
+                    else translator(context, update)("registration.unregistered"))
         else:
             text, menu = await _register(context, update, session, code, person)
     await reply(update, context, text)

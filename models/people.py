@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from models.entities import Assignment, Invite, Person, Role, Unit
+from models.audit import Action, Change, record
+from models.entities import Assignment, AuditChannel, Invite, Person, Role, Unit
 from models.units import is_within
 
 INVITE_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
@@ -28,14 +29,26 @@ def new_invite_code() -> str:
     return secrets.token_urlsafe(16)
 
 
+async def issue_invite(
+    session: AsyncSession, unit: Unit, role: Role, now: datetime, days: int, *, created_by: Person | None = None,
+    replaces: Assignment | None = None, note: str | None = None,
+) -> tuple[Invite, str]:
+    """Store a single-use invite for `role` at `unit`; return it and its code (only the code's hash is kept).
+
+    `created_by` is who made it in the chat (None: the command line); `replaces` is the assignment
+    that ends when the invite is used (a hand-over)."""
+    code = new_invite_code()
+    invite = Invite(code_hash=hash_code(code), unit_id=unit.id, role=role, created_at=now,
+                    expires_at=now + timedelta(days=days), created_by_id=created_by.id if created_by else None,
+                    replaces_id=replaces.id if replaces else None, note=note[:200] if note else None)
+    session.add(invite)
+    await session.flush()
+    return invite, code
+
+
 async def create_invite(session: AsyncSession, unit: Unit, role: Role, now: datetime, days: int) -> str:
     """Store a single-use invite for `role` at `unit` and return the code (only its hash is kept)."""
-    code = new_invite_code()
-    session.add(
-        Invite(code_hash=hash_code(code), unit_id=unit.id, role=role, created_at=now, expires_at=now + timedelta(days=days))
-    )
-    await session.flush()
-    return code
+    return (await issue_invite(session, unit, role, now, days))[1]
 
 
 class InviteRejected(Exception):
@@ -69,15 +82,35 @@ async def redeem_invite(
         session.add(person)
         await session.flush()
         await session.refresh(person, ["assignments"])
-    assignment = next((a for a in person.assignments if a.unit_id == invite.unit_id and a.role == invite.role), None)
+    # One row per (person, unit, role): a role held before and revoked is taken up again.
+    assignment = await session.scalar(
+        select(Assignment).where(Assignment.person_id == person.id, Assignment.unit_id == invite.unit_id,
+                                 Assignment.role == invite.role).options(selectinload(Assignment.unit))
+    )
     if assignment is None:
         assignment = Assignment(person_id=person.id, unit_id=invite.unit_id, role=invite.role, unit=invite.unit,
                                 started_at=now)
-        person.assignments.append(assignment)
+        session.add(assignment)
+    elif assignment.ended_at is not None:
+        assignment.ended_at, assignment.started_at = None, now
     person.active, person.blocked_at = True, None
     invite.used_at, invite.used_by_id = now, person.id
+    if invite.replaces_id is not None:
+        await _end_replaced(session, invite, person, now)
     await session.flush()
+    await session.refresh(person, ["assignments"])
     return person, assignment
+
+
+async def _end_replaced(session: AsyncSession, invite: Invite, successor: Person, now: datetime) -> None:
+    """End the role a hand-over invite replaces (unless its holder is the one redeeming it), with its audit entry."""
+    old = await session.get(Assignment, invite.replaces_id, options=[selectinload(Assignment.unit)])
+    if old is None or old.ended_at is not None or old.person_id == successor.id:
+        return
+    old.ended_at = now
+    record(session, at=now, channel=AuditChannel.CHAT, action=Action.HAND_OVER, subject="assignment",
+           person=successor, subject_id=old.id, unit=old.unit,
+           changes=[Change("ended_at", None, now.isoformat())], reason=None)
 
 
 async def person_by_telegram_id(session: AsyncSession, telegram_id: int) -> Person | None:
@@ -91,9 +124,9 @@ async def person_by_telegram_id(session: AsyncSession, telegram_id: int) -> Pers
 
 
 async def registered_people(session: AsyncSession) -> list[Person]:
-    """Return everyone registered, with their assignments and units (for their command menus)."""
+    """Return everyone holding a role now, with their assignments and units (for their command menus)."""
     rows = await session.scalars(
-        select(Person).options(selectinload(Person.assignments).selectinload(Assignment.unit)).order_by(Person.id)
+        select(Person).where(Person.assignments.any()).options(selectinload(Person.assignments).selectinload(Assignment.unit)).order_by(Person.id)
     )
     return list(rows)
 
