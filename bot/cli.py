@@ -35,7 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import Clock
 from core.config import Config, ConfigError, load_config
 from core.i18n import Texts, format_number
-from models.importing import ImportCounts, ImportProblems, import_admissions, import_targets, import_units
+from models.entities import AuditChannel
+from models.importing import ImportCounts, ImportProblems, is_xlsx, plan_import, recognise, record_import, xlsx_to_csv
 
 DEFAULT_CONFIG = Path("config.toml")
 T = TypeVar("T")
@@ -177,15 +178,25 @@ def cmd_init(cli: Cli, args: argparse.Namespace) -> int:
     return 0
 
 
-def _importer(
-    summary: str, work: Callable[[Cli, AsyncSession, bytes], Awaitable[ImportCounts]]
-) -> Callable[[Cli, argparse.Namespace], Awaitable[int]]:
-    """Build an import command: read the file, run `work` in one transaction, print the summary."""
+def _importer(kind: str, summary: str) -> Callable[[Cli, argparse.Namespace], Awaitable[int]]:
+    """Build an import command: read the file (CSV, or XLSX read as CSV), plan and apply it in one
+    transaction with its audit entry (channel CLI), print the summary."""
 
     async def command(cli: Cli, args: argparse.Namespace) -> int:
         data = read_file(cli, args.file)
+        now = cli.clock.now()
+
+        async def work(session: AsyncSession) -> ImportCounts:
+            plan = await plan_import(session, kind, data, today=now.astimezone(cli.config.bot.tz).date(), now=now,
+                                     term_start=cli.config.bot.term_start)
+            counts = await plan.apply()
+            await record_import(session, plan, at=now, channel=AuditChannel.CLI)
+            return counts
+
         try:
-            counts = await in_transaction(cli, lambda session: work(cli, session, data))
+            if is_xlsx(data):
+                data = xlsx_to_csv(data, recognise)
+            counts = await in_transaction(cli, work)
         except ImportProblems as exc:
             cli.err(problems_text(cli, args.file, exc.problems))
             return 1
@@ -195,15 +206,9 @@ def _importer(
     return command
 
 
-async def _admissions(cli: Cli, session: AsyncSession, data: bytes) -> ImportCounts:
-    now = cli.clock.now()
-    return await import_admissions(session, data, today=now.astimezone(cli.config.bot.tz).date(), now=now)
-
-
-cmd_import_units = _importer("units_done", lambda cli, session, data: import_units(session, data))
-cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(
-    session, data, cli.config.bot.term_start))
-cmd_import_admissions = _importer("admissions_done", _admissions)
+cmd_import_units = _importer("units", "units_done")
+cmd_import_targets = _importer("targets", "targets_done")
+cmd_import_admissions = _importer("admissions", "admissions_done")
 
 
 async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
