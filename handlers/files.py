@@ -36,6 +36,7 @@ from handlers.common import answer, cached_person, current_person, esc, reply, t
 from handlers.context import BotContext, Feature
 from models.entities import AuditChannel, Person, Role
 from models.importing import (
+    EXAMPLES,
     FORMATS,
     ImportPlan,
     ImportProblems,
@@ -58,6 +59,7 @@ SHOWN_PROBLEMS = 20  # bad rows listed in the message; all of them go in a CSV d
 DETAIL_CHARS = 60  # of a bad value quoted in a problem line
 PENDING = "files_pending"  # user_data key of the upload waiting for ✅
 CONFIRM, CANCEL = r"^files:ok:\d{1,15}$", r"^files:no:\d{1,15}$"
+TEMPLATE_FILES = {"units": "mau-don-vi.xlsx", "targets": "mau-ke-hoach-chi-tieu.xlsx", "admissions": "mau-da-ket-nap.xlsx"}
 
 
 def is_admin(scope: Scope) -> bool:
@@ -325,11 +327,10 @@ async def template(update: Update, context: BotContext) -> None:
     assert chat is not None
     for kind, (required, optional) in FORMATS.items():
         columns = (*required, *optional)
-        notes = [(column, tr(f"files.column.{column}.meaning"), tr(f"files.column.{column}.example"))
-                 for column in columns]
+        notes = [(column, tr(f"files.column.{column}"), EXAMPLES[column]) for column in columns]
         content = template_workbook(kind, columns, notes, tr("files.notes_sheet"),
                                     (tr("files.notes_column"), tr("files.notes_meaning"), tr("files.notes_example")))
-        await context.bot.send_document(chat.id, document=content, filename=tr(f"files.template_file.{kind}"),
+        await context.bot.send_document(chat.id, document=content, filename=TEMPLATE_FILES[kind],
                                         caption=tr("files.template_caption", kind=tr(f"files.kind.{kind}"),
                                                    header=esc(",".join(columns))))
 

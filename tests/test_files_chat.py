@@ -54,7 +54,7 @@ async def test_admissions_csv_preview_then_import_once_and_seen_in_progress(harn
     message_id, data_ok = bot.api.find_button(ADMIN, "✅")
 
     done = await bot.tap(ADMIN, "✅")
-    assert any("Đã nạp danh sách đã kết nạp: 2 dòng — thêm mới 2" in r.get("text", "") for r in done)
+    assert any("Đã nạp — danh sách đã kết nạp: 2 dòng — thêm mới 2" in r.get("text", "") for r in done)
     assert len(await bot.counted_admissions()) == 2
     assert "2/10" in (await bot.say(ADMIN, "/progress"))[0]["text"]  # Bộc Bố: 2 of its plan of 10
 

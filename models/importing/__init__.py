@@ -39,7 +39,7 @@ from models.importing.csvfile import (
     decode,
     read_table,
 )
-from models.importing.plan import FORMATS, csv_header, plan_import, recognise, record_import, upload_imported
+from models.importing.plan import EXAMPLES, FORMATS, csv_header, plan_import, recognise, record_import, upload_imported
 from models.importing.spreadsheet import is_xlsx, template_workbook, xlsx_to_csv
 from models.importing.targets import MAX_TARGET, TARGET_COLUMNS, import_targets, plan_targets
 from models.importing.units import UNIT_COLUMNS, UNIT_OPTIONAL, import_units, parse_units, plan_units
@@ -47,6 +47,7 @@ from models.importing.units import UNIT_COLUMNS, UNIT_OPTIONAL, import_units, pa
 __all__ = [
     "ADMISSION_COLUMNS",
     "ADMISSION_OPTIONAL",
+    "EXAMPLES",
     "FORMATS",
     "OUTSIDE",
     "MAX_CODE_LENGTH",

@@ -32,6 +32,11 @@ FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "targets": (TARGET_COLUMNS, ()),
     "admissions": (ADMISSION_COLUMNS, ADMISSION_OPTIONAL),
 }
+# A value of each column as a department would type it (the templates' guide; data, the same in every language).
+EXAMPLES = {"code": "BB-NL", "name": "Chi bộ thôn Nà Lạn", "parent_code": "BB", "kind": "cell",
+            "villages": "Khuổi Pết; Nà Ngòa", "unit_code": "BB-NL", "period": "2026 / 2025-2030", "target": "4",
+            "full_name": "Lò Thị Hoa", "birth_year": "1998", "gender": "nữ / nam", "admitted_on": "15/05/2026",
+            "ethnicity": "Tày", "decision_no": "125-QĐ/ĐU"}
 IMPORT_SUBJECT = "import"  # the audit entries' subject; subject_id is the chat upload's number
 
 
