@@ -178,6 +178,8 @@ async def document(update: Update, context: BotContext) -> None:
     if not is_admin(Scope(person)):
         await reply(update, context, tr("files.not_admin"))
         return
+    assert context.user_data is not None
+    context.user_data.pop(PENDING, None)  # the newest file is the one ✅ may import
     name = sent.file_name or ""
     if _extension(name) not in EXTENSIONS:
         await reply(update, context, tr("files.wrong_format"))
@@ -197,7 +199,6 @@ async def document(update: Update, context: BotContext) -> None:
     upload = None
     if not plan.problems:
         upload = secrets.randbelow(10**15)
-        assert context.user_data is not None
         context.user_data[PENDING] = {"upload": upload, "file_id": sent.file_id, "name": name[:64],
                                       "sha256": hashlib.sha256(data).hexdigest(), "counts": list(plan.counts)}
     await _send_preview(update, context, tr, name, plan, upload)

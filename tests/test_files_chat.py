@@ -117,6 +117,12 @@ async def test_many_bad_rows_fit_one_message_and_come_whole_as_a_csv(harness) ->
     lines = content.decode("utf-8-sig").splitlines()
     assert len(lines) == 301 and lines[-1].startswith("301,")
 
+    # Exactly SHOWN_PROBLEMS (20) bad rows: all in the message, no document.
+    rows = "".join(f"NL,Người {chr(65 + i)},19x{i},nữ,15/05/2026\n" for i in range(20))
+    mark = bot.api.mark()
+    text = (await send_document(bot, ADMIN, "hai-muoi.csv", (ADMISSIONS + rows).encode()))[-1]["text"]
+    assert "dòng 21:" in text and "lỗi nữa" not in text and documents_sent(bot, ADMIN, mark) == []
+
 
 async def test_units_xlsx_counts_new_changed_unchanged_and_imports_on_the_check_mark(harness) -> None:
     bot = harness
@@ -154,6 +160,14 @@ async def test_cancel_changes_nothing_and_its_check_mark_is_refused_afterwards(h
     data = b"unit_code,period,target\nNL,2026,7\n"
     preview = (await send_document(bot, ADMIN, "chi-tieu.csv", data))[-1]
     assert "thay đổi 1" in preview["text"]
+    message_id, data_ok = bot.api.find_button(ADMIN, "✅")
+    outside = (await send_document(bot, ADMIN, "nn.csv", b"unit_code,period,target\nNN,2026,9\n"))[-1]["text"]
+    assert "dòng 2: mã 'NN' không thuộc các đơn vị đồng chí quản lý" in outside  # another commune's
+    # That newer upload replaced the pending one: its ✅ no longer imports.
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(ADMIN, message_id, data_ok))
+    assert "không còn hiệu lực" in bot.api.calls_to("answerCallbackQuery", since=mark)[-1].params["text"]
+    await send_document(bot, ADMIN, "chi-tieu.csv", data)
     message_id, data_ok = bot.api.find_button(ADMIN, "✅")
     cancelled = await bot.tap(ADMIN, "❌")
     assert any("Đã hủy; không có gì thay đổi" in r.get("text", "") for r in cancelled)
@@ -223,6 +237,14 @@ async def test_big_files_other_formats_and_unknown_headers_get_a_clear_reply(har
     assert "lớn quá 5 MB" in (await send_document(bot, ADMIN, "lon.csv", big))[-1]["text"]
     fits = ADMISSIONS.encode() + b"\n" * (5 * 1024 * 1024 - len(ADMISSIONS))  # exactly 5 MB: taken
     assert "Đọc được 0 dòng" in (await send_document(bot, ADMIN, "vua.csv", fits))[-1]["text"]
+    # A document that says it is small but is not: the bytes are checked after the download too.
+    sneaky = bot.api.push_document(9999, "lon.csv", big)["message"]  # stored by someone unregistered
+    sneaky["from"] = bot.api.history(ADMIN)[0]["message"]["from"]
+    sneaky["chat"] = bot.api.history(ADMIN)[0]["message"]["chat"]
+    sneaky["document"]["file_size"] = 100
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_update({"message": sneaky}))
+    assert "không tải được tệp này" in bot.replies(ADMIN, mark)[-1]["text"]
     for name in ("bao-cao.pdf", "danh-sach.docx", "khong-duoi"):
         assert "chỉ nhận tệp CSV (UTF-8) hoặc Excel .xlsx" in (await send_document(bot, ADMIN, name, b"%PDF-1.4"))[-1]["text"]
     unknown = (await send_document(bot, ADMIN, "la.csv", "họ tên,năm sinh\nLò Thị Hoa,1998\n".encode()))[-1]["text"]
