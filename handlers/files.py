@@ -27,6 +27,7 @@ import json
 import secrets
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -150,7 +151,8 @@ async def _send_preview(update: Update, context: BotContext, tr: Translator, nam
                                         filename=f"loi-{plan.kind}.csv", caption=tr("files.bad_list_caption"))
 
 
-async def _plan(context: BotContext, person: Person, data: bytes, name: str, session: Any) -> ImportPlan | str:
+async def _plan(context: BotContext, person: Person, data: bytes, name: str,
+                session: AsyncSession) -> ImportPlan | str:
     """Return the plan of the file within the person's subtrees, or the catalog key of why there is none."""
     services = context.services
     try:

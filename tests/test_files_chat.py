@@ -313,15 +313,19 @@ def test_the_command_line_import_is_audited_too(schema_url: str, tmp_path: Path)
     units.write_text("code,name,parent_code,kind\nPN,Huyện ủy Pác Nặm,,district\nBT,Đảng ủy xã Bộc Bố,PN,committee\n",
                      encoding="utf-8")
     assert cli_main(["--config", str(config), "import-units", str(units)]) == 0
+    targets = tmp_path / "targets.xlsx"  # the command line takes the chat's XLSX too
+    targets.write_bytes(_xlsx([["unit_code", "period", "target"], ["BT", 2026, 10], ["PN", "2025-2030", 400]]))
+    assert cli_main(["--config", str(config), "import-targets", str(targets)]) == 0
     from models.db import create_sync_engine_for
 
     engine = create_sync_engine_for(schema_url)
     with engine.connect() as conn:
-        (entry,) = conn.execute(select(AuditEntry.channel, AuditEntry.field, AuditEntry.new_value, AuditEntry.unit_id,
-                                       AuditEntry.person_id)).all()
+        entry, second = conn.execute(select(AuditEntry.channel, AuditEntry.field, AuditEntry.new_value,
+                                            AuditEntry.unit_id, AuditEntry.person_id).order_by(AuditEntry.id)).all()
         pn = conn.execute(select(Unit.id).where(Unit.code == "PN")).scalar_one()
     engine.dispose()
     assert entry == (AuditChannel.CLI, "units", json.dumps({"changed": 0, "created": 2, "total": 2, "unchanged": 0}),
                      pn, None)
+    assert second[:2] == (AuditChannel.CLI, "targets") and json.loads(second[2])["created"] == 2
 
 
