@@ -306,12 +306,14 @@ async def test_templates_have_the_contract_headers_and_import_back_when_filled_i
     assert [e.field for e in await _audit(bot)] == ["units", "targets", "admissions"]
 
 
-def test_the_command_line_import_is_audited_too(schema_url: str, tmp_path: Path) -> None:
+def test_the_command_line_import_is_audited_too(schema_url: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{schema_url}"\n', encoding="utf-8")
     units = tmp_path / "units.csv"
     units.write_text("code,name,parent_code,kind\nPN,Huyện ủy Pác Nặm,,district\nBT,Đảng ủy xã Bộc Bố,PN,committee\n",
                      encoding="utf-8")
+    assert cli_main(["--config", str(config), "import-units", "--dry-run", str(units)]) == 0  # writes nothing
+    assert "Xem trước: 2 dòng — thêm mới 2, thay đổi 0, giữ nguyên 0; chưa ghi gì." in capsys.readouterr().out
     assert cli_main(["--config", str(config), "import-units", str(units)]) == 0
     targets = tmp_path / "targets.xlsx"  # the command line takes the chat's XLSX too
     targets.write_bytes(_xlsx([["unit_code", "period", "target"], ["BT", 2026, 10], ["PN", "2025-2030", 400]]))
