@@ -157,8 +157,8 @@ async def _plan(context: BotContext, person: Person, data: bytes, name: str,
     services = context.services
     try:
         text = _as_csv(data, name)
-    except ImportProblems:
-        return "files.unreadable"
+    except ImportProblems as exc:
+        return "files.too_big" if exc.problems[0][1] == "too_many_rows" else "files.unreadable"
     kind = recognise(csv_header(text))
     if kind is None:
         return "files.unknown_header"

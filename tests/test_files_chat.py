@@ -41,6 +41,27 @@ def _xlsx(rows: list[list[object]]) -> bytes:
     return out.getvalue()
 
 
+def test_a_workbook_reads_as_the_csv_of_its_data_sheet_row_for_row() -> None:
+    from datetime import datetime
+
+    from models.importing import recognise, xlsx_to_csv
+
+    book = Workbook()
+    book.active.title = "Hướng dẫn"
+    book.active.append(["Cột", "Ý nghĩa"])
+    book.active.append(["unit_code", "Mã đơn vị"])
+    data = book.create_sheet("admissions")
+    data.append([])  # a blank first row: the header is on row 2, the rows keep their numbers
+    data.append(["unit_code", "full_name", "birth_year", "gender", "admitted_on", "decision_no"])
+    data.append(["NL", "Lò Thị\nHoa", 1998.0, "nữ", datetime(2026, 5, 15), "01"])
+    data.append(["KP", "Hà Văn Nam", 1995, "nam", date(2026, 6, 1), None])
+    out = io.BytesIO()
+    book.save(out)
+    assert xlsx_to_csv(out.getvalue(), recognise).decode().splitlines() == [
+        "", "unit_code,full_name,birth_year,gender,admitted_on,decision_no",
+        "NL,Lò Thị Hoa,1998,nữ,2026-05-15,01", "KP,Hà Văn Nam,1995,nam,2026-06-01"]
+
+
 async def test_admissions_csv_preview_then_import_once_and_seen_in_progress(harness) -> None:
     bot = harness
     await _admin(bot)

@@ -43,17 +43,21 @@ def _cell_text(value: Any) -> str:
 def xlsx_to_csv(data: bytes, recognise: Callable[[Iterable[str]], str | None]) -> bytes:
     """Return the data sheet of a workbook as UTF-8 CSV (see the module's note); raise ImportProblems
     (`bad_xlsx`, `too_many_rows`) when it cannot be read."""
-    from openpyxl import load_workbook
-
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             if sum(member.file_size for member in archive.infolist()) > MAX_UNPACKED:
                 raise ImportProblems([(1, "bad_xlsx", "")])
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        return _data_sheet_csv(data, recognise)
     except ImportProblems:
         raise
-    except Exception:  # noqa: BLE001 - any unreadable workbook gets the same answer
+    except Exception:  # noqa: BLE001 - any unreadable workbook (zip, XML, styles) gets the same answer
         raise ImportProblems([(1, "bad_xlsx", "")]) from None
+
+
+def _data_sheet_csv(data: bytes, recognise: Callable[[Iterable[str]], str | None]) -> bytes:
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         sheets = list(book.worksheets)
         chosen = sheets[0] if sheets else None
