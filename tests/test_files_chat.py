@@ -73,6 +73,7 @@ async def test_admissions_csv_preview_then_import_once_and_seen_in_progress(harn
     assert all(len(b["callback_data"].encode()) <= 64 for row in preview["reply_markup"]["inline_keyboard"] for b in row)
     assert await bot.counted_admissions() == []  # nothing before ✅
     message_id, data_ok = bot.api.find_button(ADMIN, "✅")
+    pending = dict(bot.application.user_data[ADMIN]["files_pending"])
 
     done = await bot.tap(ADMIN, "✅")
     assert any("Đã nạp — danh sách đã kết nạp: 2 dòng — thêm mới 2" in r.get("text", "") for r in done)
@@ -84,6 +85,13 @@ async def test_admissions_csv_preview_then_import_once_and_seen_in_progress(harn
     await bot.settle(bot.api.push_callback(ADMIN, message_id, data_ok))
     answers = bot.api.calls_to("answerCallbackQuery", since=mark)
     assert "đã được nạp rồi" in answers[-1].params.get("text", "")
+    assert len(await bot.counted_admissions()) == 2
+    # A crash between the import's commit and the user_data flush would leave the upload pending:
+    # the audit entry, written in the import's transaction, still stops a second import.
+    bot.application.user_data[ADMIN]["files_pending"] = pending
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_callback(ADMIN, message_id, data_ok))
+    assert any("đã được nạp rồi" in r.get("text", "") for r in bot.replies(ADMIN, mark))
     assert len(await bot.counted_admissions()) == 2
     entries = await _audit(bot)
     assert len(entries) == 1
