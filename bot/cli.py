@@ -35,7 +35,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import Clock
 from core.config import Config, ConfigError, load_config
 from core.i18n import Texts, format_number
-from models.importing import ImportCounts, ImportProblems, import_admissions, import_targets, import_units
+from models.entities import AuditChannel
+from models.importing import (
+    ImportCounts,
+    ImportPlan,
+    ImportProblems,
+    is_xlsx,
+    plan_import,
+    recognise,
+    record_import,
+    xlsx_to_csv,
+)
 
 DEFAULT_CONFIG = Path("config.toml")
 T = TypeVar("T")
@@ -177,33 +187,50 @@ def cmd_init(cli: Cli, args: argparse.Namespace) -> int:
     return 0
 
 
-def _importer(
-    summary: str, work: Callable[[Cli, AsyncSession, bytes], Awaitable[ImportCounts]]
-) -> Callable[[Cli, argparse.Namespace], Awaitable[int]]:
-    """Build an import command: read the file, run `work` in one transaction, print the summary."""
+def _importer(kind: str, summary: str) -> Callable[[Cli, argparse.Namespace], Awaitable[int]]:
+    """Build an import command: read the file (CSV, or XLSX read as CSV), plan and apply it in one
+    transaction with its audit entry (channel CLI), print the summary. With --dry-run: print what
+    it would do (the chat's preview counts) and write nothing."""
 
     async def command(cli: Cli, args: argparse.Namespace) -> int:
         data = read_file(cli, args.file)
+        now = cli.clock.now()
+
+        async def work(session: AsyncSession) -> tuple[ImportPlan, ImportCounts | None]:
+            plan = await plan_import(session, kind, data, today=now.astimezone(cli.config.bot.tz).date(), now=now,
+                                     term_start=cli.config.bot.term_start)
+            if args.dry_run:
+                if plan.problems:
+                    raise ImportProblems(plan.problems)
+                return plan, None
+            counts = await plan.apply()
+            await record_import(session, plan, at=now, channel=AuditChannel.CLI)
+            return plan, counts
+
         try:
-            counts = await in_transaction(cli, lambda session: work(cli, session, data))
+            if is_xlsx(data):
+                data = xlsx_to_csv(data, recognise)
+            plan, counts = await in_transaction(cli, work)
         except ImportProblems as exc:
             cli.err(problems_text(cli, args.file, exc.problems))
             return 1
-        cli.out(cli.t(summary, **vars(counts)))
+        if counts is None:
+            total, created, changed, unchanged = plan.counts
+            cli.out(cli.t("dry_run.summary", total=total, created=created, changed=changed, unchanged=unchanged))
+        else:
+            cli.out(cli.t(summary, **vars(counts)))
         return 0
 
     return command
 
 
-async def _admissions(cli: Cli, session: AsyncSession, data: bytes) -> ImportCounts:
-    now = cli.clock.now()
-    return await import_admissions(session, data, today=now.astimezone(cli.config.bot.tz).date(), now=now)
+def _import_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("--dry-run", dest="dry_run", action="store_true", help=t("dry_run.arg"))
 
 
-cmd_import_units = _importer("units_done", lambda cli, session, data: import_units(session, data))
-cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(
-    session, data, cli.config.bot.term_start))
-cmd_import_admissions = _importer("admissions_done", _admissions)
+cmd_import_units = _importer("units", "units_done")
+cmd_import_targets = _importer("targets", "targets_done")
+cmd_import_admissions = _importer("admissions", "admissions_done")
 
 
 async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
@@ -504,9 +531,9 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "init": Command(cmd_init),
-    "import-units": Command(cmd_import_units, ("file",)),
-    "import-targets": Command(cmd_import_targets, ("file",)),
-    "import-admissions": Command(cmd_import_admissions, ("file",)),
+    "import-units": Command(cmd_import_units, ("file",), _import_options),
+    "import-targets": Command(cmd_import_targets, ("file",), _import_options),
+    "import-admissions": Command(cmd_import_admissions, ("file",), _import_options),
     "invite": Command(cmd_invite, ("unit_code", "role")),
     "invite-batch": Command(cmd_invite_batch, setup=_invite_batch_options),
     "export": Command(cmd_export, setup=_export_options),

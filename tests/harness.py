@@ -205,3 +205,22 @@ async def add_history(sessions, code: str, count: int, on: date, name: str = "Lá
 
 
 __all__ = ["BotHarness", "DEFAULT_NOW", "TZ", "add_history", "make_config", "run_weekly", "seed_world"]
+
+
+async def send_document(bot: BotHarness, user_id: int, filename: str, content: bytes,
+                        mime_type: str | None = None) -> list[dict]:
+    """Send a document as the user (the fake serves getFile and the download like Telegram); return
+    what the bot sent or edited in that chat meanwhile."""
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_document(user_id, filename, content, mime_type=mime_type))
+    return bot.replies(user_id, mark)
+
+
+def documents_sent(bot: BotHarness, chat_id: int, since: int = 0) -> list[tuple[str, bytes]]:
+    """Return (filename, bytes) of the documents the bot sent to the chat since `since` (api.mark())."""
+    out = []
+    for call in bot.api.calls_to("sendDocument", chat_id, since):
+        file_id = call.response["result"]["document"]["file_id"]
+        filename, _, content = bot.api.files[file_id]
+        out.append((filename, content))
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -14,7 +14,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.entities import Admission, AdmissionSource, Unit
-from models.importing.csvfile import CHUNK_ROWS, CsvStream, ImportCounts, ImportProblems, Problem, _normal
+from models.importing.csvfile import (
+    CHUNK_ROWS,
+    OUTSIDE,
+    CsvStream,
+    ImportCounts,
+    ImportPlan,
+    Problem,
+    _normal,
+    inside,
+)
 from models.revision import note_domain_write
 from models.units import normal_code
 from models.values import (
@@ -58,6 +67,7 @@ class _ParsedAdmissions:
     duplicates: list[tuple[int, str, int]]  # (line, code, first line): the same person again
     codes: dict[str, str]  # unit code as typed -> normal_code
     first_line: dict[_Key, int]
+    total: int = 0  # data rows read (the bad ones too)
 
 
 class _DriverValues:
@@ -98,8 +108,9 @@ def _name_key(name: str, words: dict[str, str]) -> str:
     return " ".join(keys)
 
 
-def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues) -> _ParsedAdmissions:
-    """Read and check every row of the file (no database needed).
+def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues, keep_rows: bool = False) -> _ParsedAdmissions:
+    """Read and check every row of the file (no database needed); with `keep_rows` the good rows are
+    kept even when some are bad (a preview counts them; an import drops them for memory's sake).
 
     Each distinct cell text (dates, years, spellings of sex, ethnicities, decision numbers, names)
     is checked once: history repeats them, so most cells are a dictionary look-up."""
@@ -121,7 +132,9 @@ def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues) -> _Par
     missing = {column: ("missing_value", column) for column in ADMISSION_COLUMNS}
     collect = True  # rows are kept only while no row is bad: after that nothing will be written
 
+    read = 0
     for line, cells in stream.records():
+        read += 1
         before = len(problems)
         raw = cells[i_code]
         if (unit := units.get(raw, False)) is False:
@@ -202,17 +215,18 @@ def _parse_admissions(stream: CsvStream, today: date, db: _DriverValues) -> _Par
             add((line, *problem))
 
         if len(problems) > before:
-            collect = False
+            collect = keep_rows
             continue
         if unit is None:
             continue
         key = (unit, key_name, birth, iso)
         if (first := first_line.setdefault(key, line)) != line:  # type: ignore[arg-type]
             duplicates.append((line, unit, first))
-            collect = False
+            collect = keep_rows
         elif collect:
             rows.append((key, full_name, sex, ethnicity, minority, decision, admitted))  # type: ignore[arg-type]
-    if problems:
+    parsed.total = read + sum(1 for problem in problems if problem[1] == "too_many_values")
+    if problems and not keep_rows:
         rows.clear()
     return parsed
 
@@ -261,7 +275,8 @@ async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, 
     return found
 
 
-def _unknown_units(data: str | bytes, codes: dict[str, str], places: dict[str, Any]) -> list[Problem]:
+def _unknown_units(data: str | bytes, codes: dict[str, str], places: dict[str, Any],
+                   key: str = "unknown_unit") -> list[Problem]:
     """Return the problems of the rows whose unit code no unit has, read again from the file: the
     lines of every code are not kept while reading it the first time, for the sake of memory."""
     if all(code in places for code in codes.values()):
@@ -272,7 +287,7 @@ def _unknown_units(data: str | bytes, codes: dict[str, str], places: dict[str, A
     for line, cells in stream.records():
         typed = _normal(cells[at])
         if typed and codes[typed] not in places:
-            problems.append((line, "unknown_unit", typed))
+            problems.append((line, key, typed))
     return problems
 
 
@@ -303,40 +318,68 @@ async def _drop_indexes(connection: Any, new: int) -> list[str]:
     return [statement for _, statement in indexes]
 
 
-async def import_admissions(session: AsyncSession, data: str | bytes, today: date, now: datetime) -> ImportCounts:
-    """Record earlier admissions from `unit_code,full_name,birth_year,gender,admitted_on[,ethnicity,decision_no]`.
+async def plan_admissions(session: AsyncSession, data: str | bytes, today: date, now: datetime,
+                          within: Sequence[str] | None = None, *, keep_rows: bool = False) -> ImportPlan:
+    """Check earlier admissions `unit_code,full_name,birth_year,gender,admitted_on[,ethnicity,decision_no]`
+    and count what recording them would do.
 
     `today` (in the configured timezone) bounds the dates; `now` stamps the rows. A row matching a
     counted admission already stored (same unit, name without diacritics, birth year and date) is
-    skipped, so importing a file twice does not count anyone twice; the same person twice in the
-    file is a problem.
+    left as is (skipped), so importing a file twice does not count anyone twice; the same person
+    twice in the file is a problem. With `within` (an admin's subtree paths) a unit outside them is
+    a bad row, told the same way as a code no unit has. `keep_rows` counts the good rows of a file
+    that has bad ones too (a preview; the command line's import stops at the first bad row's
+    problems without keeping rows in memory).
 
     The whole file is read and checked first, without touching the database (on SQLite the
     command line's transaction takes the write lock only at its first statement, so a long file
     keeps nobody waiting while it is parsed). Then, in the transaction: the unit codes are looked
-    up, every problem (the file's own, unknown units, duplicates) is raised at once before
-    anything is written, the history of the units that have any is read for the skip rule, and
-    the new rows go in with the driver's executemany in batches of INSERT_ROWS, inside a savepoint
-    (a database error half-way leaves nothing of the file). No ORM object is made. On SQLite a
-    large import into a table no larger than it drops the table's indexes and makes them again
-    after the inserts (_drop_indexes). A file with bad rows holds the write lock only for the
-    unit look-up (one query per CHUNK_ROWS codes) before its problems are raised.
+    up, every problem (the file's own, unknown units, duplicates) is found before anything is
+    written, the history of the units that have any is read for the skip rule; `apply` inserts the
+    new rows with the driver's executemany in batches of INSERT_ROWS, inside a savepoint (a
+    database error half-way leaves nothing of the file). No ORM object is made. On SQLite a large
+    import into a table no larger than it drops the table's indexes and makes them again after
+    the inserts (_drop_indexes). A file with bad rows holds the write lock only for the unit
+    look-up (one query per CHUNK_ROWS codes) before its problems are raised.
     """
     stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
     dialect = session.get_bind(Admission).dialect
     db = _DriverValues(dialect)
-    parsed = _parse_admissions(stream, today, db)
+    parsed = _parse_admissions(stream, today, db, keep_rows)
 
-    connection = await session.connection()  # from here on the transaction (SQLite: the write lock)
+    await session.connection()  # from here on the transaction (SQLite: the write lock)
     places = await _unit_places(session, parsed.codes.values())
-    unknown = _unknown_units(data, parsed.codes, places)
+    if within is not None:
+        places = {code: place for code, place in places.items() if inside(place[1], within)}
+    unknown = _unknown_units(data, parsed.codes, places, "unknown_unit" if within is None else OUTSIDE)
     duplicates = [(line, "duplicate_row", str(first)) for line, code, first in parsed.duplicates if code in places]
-    if unknown or parsed.problems or duplicates:
-        # A row's unit problem comes first among its problems, its duplicate last (a stable sort).
-        raise ImportProblems([*unknown, *parsed.problems, *duplicates])
+    # A row's unit problem comes first among its problems, its duplicate last (a stable sort).
+    problems = [*unknown, *parsed.problems, *duplicates]
+    rows = [row for row in parsed.rows if row[0][0] in places]
+    stored: set[_Key] = set()
+    if rows and any(p[2] for p in places.values()):
+        stored = await _stored_keys(session, places, parsed.first_line)
+    unchanged = sum(1 for row in rows if row[0] in stored)
 
-    stored = await _stored_keys(session, places, parsed.first_line) if any(p[2] for p in places.values()) else set()
-    parsed.first_line.clear()  # memory back before inserting
+    async def write() -> ImportCounts:
+        parsed.first_line.clear()  # memory back before inserting
+        created = await _insert(session, dialect, db, rows, places, stored, now)
+        return ImportCounts(total=len(rows), created=created, skipped=len(rows) - created)
+
+    return ImportPlan("admissions", parsed.total, len(rows) - unchanged, 0, unchanged, problems,
+                      set(parsed.codes.values()), write)
+
+
+async def import_admissions(session: AsyncSession, data: str | bytes, today: date, now: datetime) -> ImportCounts:
+    """Record earlier admissions from `unit_code,full_name,birth_year,gender,admitted_on[,ethnicity,decision_no]`
+    in one go (see plan_admissions); a file with any bad row raises ImportProblems and writes nothing."""
+    return await (await plan_admissions(session, data, today, now)).apply()
+
+
+async def _insert(session: AsyncSession, dialect: Any, db: _DriverValues, rows: list[_Row],
+                  places: dict[str, tuple[int, str, bool]], stored: set[_Key], now: datetime) -> int:
+    """Insert the rows not already stored; return how many went in."""
+    connection = await session.connection()
     source, reported_at = db("source", AdmissionSource.IMPORT), db("reported_at", now)
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO {Admission.__tablename__} ({', '.join(_INSERT_COLUMNS)}) "
@@ -351,9 +394,8 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
     try:
         async with session.begin_nested():
             connection = await session.connection()  # emits the SAVEPOINT (lazily made otherwise)
-            new = len(parsed.rows) - len(stored)
+            new = len(rows) - len(stored)
             rebuilt = await _drop_indexes(connection, new) if dialect.name == "sqlite" else []
-            rows = parsed.rows
             for start in range(0, len(rows), INSERT_ROWS):
                 batch = [
                     (place[0], place[1], full_name, key[1], key[2], sex, ethnicity, minority, decision, admitted,
@@ -372,4 +414,4 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
         if cache_size is not None:
             with contextlib.suppress(DBAPIError):  # never hide what went wrong in the import
                 await connection.execute(text(f"PRAGMA cache_size = {int(cache_size)}"))
-    return ImportCounts(total=len(parsed.rows), created=created, skipped=len(parsed.rows) - created)
+    return created

@@ -6,8 +6,8 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from models.units import normal_code
 from models.values import describe_character, forbidden_character, is_visible
@@ -41,6 +41,47 @@ class ImportCounts:
     created: int
     updated: int = 0
     skipped: int = 0
+
+
+OUTSIDE = "outside_scope"  # the problem of a row outside the importing admin's subtree (or no such unit)
+
+
+def inside(path: str, within: Sequence[str] | None) -> bool:
+    """Tell whether a unit's path lies in one of the subtrees `within` (None: everywhere, the CLI)."""
+    return within is None or any(path.startswith(top) for top in within)
+
+
+@dataclass
+class ImportPlan:
+    """What an import would do, computed without writing: the one step the preview and the import share.
+
+    `total` is the data rows read; `created`, `changed` and `unchanged` count the good rows (a file
+    with problems is not imported at all: `apply` raises ImportProblems). `codes` are the unit codes
+    the rows name (where the import's audit entry is filed). `apply` writes it in the caller's
+    transaction and returns what was done."""
+
+    kind: str
+    total: int
+    created: int
+    changed: int
+    unchanged: int
+    problems: list[Problem]
+    codes: set[str] = field(default_factory=set)
+    write: Callable[[], Awaitable[ImportCounts]] | None = None
+
+    def __post_init__(self) -> None:
+        self.problems = sorted(self.problems, key=lambda p: p[0])
+
+    @property
+    def counts(self) -> tuple[int, int, int, int]:
+        """Return (total, created, changed, unchanged): what a confirmation must still find true."""
+        return self.total, self.created, self.changed, self.unchanged
+
+    async def apply(self) -> ImportCounts:
+        """Write the plan, or raise ImportProblems (sorted by line) when any row is bad."""
+        if self.problems or self.write is None:
+            raise ImportProblems(self.problems)
+        return await self.write()
 
 
 @dataclass(frozen=True)
