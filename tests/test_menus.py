@@ -14,7 +14,8 @@ from models.entities import Role
 ROOT = Path(__file__).resolve().parent.parent
 SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away"}
 COMMITTEE = {"start", "help", "progress", "chart", "export"}
-ROOT_ADMIN = COMMITTEE | {"schedule"}
+ADMIN = COMMITTEE | {"lock", "unlock"}
+ROOT_ADMIN = ADMIN | {"schedule"}
 
 
 def menu(bot, chat_id: int) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -37,7 +38,7 @@ async def test_each_role_gets_its_own_menu_and_help_lists_the_same_commands(harn
     await bot.register(2001, "BT", Role.COMMITTEE)
     await bot.register(3001, "PN", Role.ADMIN)  # the root: the schedule is theirs
     await bot.register(3002, "BT", Role.ADMIN)  # a commune's admin: no schedule
-    expected = {1001: SECRETARY, 2001: COMMITTEE, 3001: ROOT_ADMIN, 3002: COMMITTEE}
+    expected = {1001: SECRETARY, 2001: COMMITTEE, 3001: ROOT_ADMIN, 3002: ADMIN}
     for chat_id, commands in expected.items():
         assert names(bot, chat_id) == commands, chat_id
         assert mentioned((await bot.say(chat_id, "/help"))[0]["text"]) == commands, chat_id
