@@ -94,6 +94,33 @@ async def test_an_admin_locks_after_confirming_and_bare_lock_shows_it(world) -> 
     assert entry.subject_id == await unit_id(bot, "BT") and entry.person_id is not None
 
 
+async def test_an_admin_of_several_units_picks_one(world) -> None:
+    bot = world
+    await bot.register(ADMIN_SECRETARY, "BT", Role.ADMIN, "Hai xã")
+    await bot.register(ADMIN_SECRETARY, "NN", Role.ADMIN, "Hai xã")
+    pick = (await bot.say(ADMIN_SECRETARY, "/lock 30/06/2026"))[-1]
+    assert "30/06/2026" in pick["text"] and labels_of(pick) == ["Đảng ủy xã Bộc Bố", "Đảng ủy xã Nhạn Môn"]
+    card = (await bot.tap(ADMIN_SECRETARY, "Đảng ủy xã Nhạn Môn"))[-1]
+    assert "Đảng ủy xã Nhạn Môn" in card["text"] and labels_of(card)[0] == "✅ Khóa sổ"
+    await bot.tap(ADMIN_SECRETARY, "✅")
+    assert await locks(bot) == {"NN": date(2026, 6, 30)}
+    assert "Khóa sổ" in (await bot.say(ADMIN_SECRETARY, "/lock BT 29/06/2026"))[-1]["text"]  # or name the unit
+    await bot.tap(ADMIN_SECRETARY, "✅")
+    assert await locks(bot) == {"NN": date(2026, 6, 30), "BT": date(2026, 6, 29)}
+
+
+async def test_texts_follow_the_persons_language(harness) -> None:
+    bot = harness
+    bot.api.add_user(3009, "Jane", language_code="en")
+    await bot.register(3009, "BT", Role.ADMIN, "Jane")
+    bot.api.add_user(1009, "John", language_code="en")
+    await bot.register(1009, "NL", Role.SECRETARY, "John")
+    assert "Close the books of <b>Đảng ủy xã Bộc Bố</b>" in (await bot.say(3009, "/lock 30/06/2026"))[-1]["text"]
+    await bot.tap(3009, "✅")
+    refused = (await bot.say(1009, "/report Lo Thi Hoa, 1998, female, 20/06/2026"))[-1]["text"]
+    assert "closed up to 30/06/2026" in refused and "Ban Tổ chức" in refused and "Đảng ủy xã Bộc Bố" in refused
+
+
 async def test_a_future_day_and_bad_dates_are_refused_politely(world) -> None:
     bot = world
     assert "đến hết hôm nay (01/07/2026)" in (await bot.say(ADMIN_BT, "/lock 02/07/2026"))[-1]["text"]
@@ -274,6 +301,9 @@ async def test_forged_buttons_are_refused_and_change_nothing(world) -> None:
         mark = bot.api.mark()
         await bot.settle(bot.api.push_callback(ADMIN_NN, card["message_id"], data))
         assert toast(bot, mark) and bot.replies(ADMIN_NN, mark) == [], data
+    mark = bot.api.mark()  # ❌ of another message: not this unlock's card
+    await bot.settle(bot.api.push_callback(ADMIN_NN, pick["message_id"], "unlock:cancel"))
+    assert toast(bot, mark) and bot.replies(ADMIN_NN, mark) == []
     assert await locks(bot) == {"BT": date(2026, 6, 30), "NN": date(2026, 6, 30), "PC": date(2026, 6, 30)}
     assert "Đã mở sổ Đảng ủy xã Nhạn Môn" in (await bot.tap(ADMIN_NN, "✅"))[-1]["text"]
     assert await locks(bot) == {"BT": date(2026, 6, 30), "PC": date(2026, 6, 30)}
@@ -314,3 +344,35 @@ def test_the_cli_locks_and_unlocks_audited_and_imports_are_not_refused(run: Run)
                      "WHERE action IN ('lock', 'unlock') ORDER BY id")
     assert rows == [("lock", "cli", None, "closed_until", None, until.isoformat(), None),
                     ("unlock", "cli", None, "closed_until", until.isoformat(), None, "abc")]
+
+
+async def test_a_report_checked_before_a_lock_holds_it_back_until_saved(engine, sessions) -> None:
+    """PostgreSQL: the check in the saving transaction keeps a lock of the same subtree waiting, so a
+    report checked as open cannot be committed after a lock it did not see (SQLite's writers queue anyway)."""
+    from datetime import datetime as moment
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from models.locks import ensure_open, lock_books
+    from models.units import load_units
+    from tests.harness import WORLD_UNITS
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): nothing to hold")
+    async with sessions.begin() as session:
+        await load_units(session, WORLD_UNITS)
+    now = moment(2026, 7, 1, 9, tzinfo=TZ)
+    async with sessions.begin() as reporting:
+        cell = await unit_by_code(reporting, "NL")
+        assert await ensure_open(reporting, cell, date(2026, 6, 20), None) is None
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            async with sessions.begin() as locking:
+                await locking.execute(text("SET LOCAL lock_timeout = '300ms'"))
+                commune = await unit_by_code(locking, "BT")
+                await lock_books(locking, commune, date(2026, 6, 30), person=None, now=now, today=now.date(),
+                                 channel=AuditChannel.CLI)
+    async with sessions.begin() as locking:  # once the report committed, the lock goes in
+        commune = await unit_by_code(locking, "BT")
+        await lock_books(locking, commune, date(2026, 6, 30), person=None, now=now, today=now.date(),
+                         channel=AuditChannel.CLI)
