@@ -14,15 +14,24 @@ every press is checked again against the presser's scope (a forged one changes n
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from core.i18n import Translator
-from handlers.common import answer, current_person, esc, reply, today, translator
+from handlers.common import answer, current_person, esc, forget_old_drafts, reply, today, translator
 from handlers.context import BotContext, Feature
 from models.audit import REASON_MAX, REASON_MIN, valid_reason
 from models.entities import AuditChannel, Person, Role, Unit, UnitLock
@@ -38,6 +47,9 @@ UNLOCK_CANCEL = r"^unlock:cancel$"
 PICK, REASON, CONFIRM = range(3)  # persisted: new states go at the end
 END = ConversationHandler.END
 DRAFT = "unlock"
+# An /unlock left unanswered is dropped after this: its REASON step takes any text, and a text meant
+# for something else (a report, later) must not become a reason.
+UNLOCK_LIFETIME = timedelta(minutes=30)
 
 
 def _day(text: str) -> date | None:
@@ -62,7 +74,7 @@ async def _show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | 
             raise
 
 
-async def _admin(session: AsyncSession, update: Update, context: BotContext) -> tuple[Person, Translator, Scope]:
+async def _sender(session: AsyncSession, update: Update, context: BotContext) -> tuple[Person, Translator, Scope]:
     person = await current_person(session, update)
     assert person is not None  # the guard let only registered people through
     return person, translator(context, update, person), Scope(person)
@@ -121,12 +133,12 @@ def _refused(tr: Translator, unit: Unit, problem: LockRefused, until: date) -> s
     return tr(f"locks.refused_{problem.reason}", unit=esc(unit.name), date=tr.date(until), current=current)
 
 
-async def lock(update: Update, context: BotContext) -> None:
+async def show_or_lock(update: Update, context: BotContext) -> None:
     """Show the locks of the sender's units (bare), or ask to confirm closing the books up to a day."""
     args = context.args or []
     day = today(context)
     async with context.services.db.reading() as session:
-        _, tr, scope = await _admin(session, update, context)
+        _, tr, scope = await _sender(session, update, context)
         units = scope.units(Role.ADMIN)
         if not units:
             await reply(update, context, tr("locks.admins_only"))
@@ -171,7 +183,7 @@ async def pick_lock_unit(update: Update, context: BotContext) -> None:
     _, _, unit_id, stamp = query.data.split(":")
     until = _day(stamp)
     async with context.services.db.reading() as session:
-        person, tr, scope = await _admin(session, update, context)
+        person, tr, scope = await _sender(session, update, context)
         unit = await _unit_in_scope(session, scope, int(unit_id))
         current = await lock_of(session, unit) if unit is not None else None
     if unit is None or until is None:
@@ -185,7 +197,7 @@ async def pick_lock_unit(update: Update, context: BotContext) -> None:
     await answer(query)
 
 
-async def set_lock(update: Update, context: BotContext) -> None:
+async def confirm_lock(update: Update, context: BotContext) -> None:
     """Close the books the ✅ names, checked again against the presser's scope and today."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -193,7 +205,7 @@ async def set_lock(update: Update, context: BotContext) -> None:
     until = _day(stamp)
     services = context.services
     async with services.db.writing() as session:
-        person, tr, scope = await _admin(session, update, context)
+        person, tr, scope = await _sender(session, update, context)
         unit = await _unit_in_scope(session, scope, int(unit_id))
         if unit is None or until is None:
             text = None
@@ -233,7 +245,8 @@ def _draft(context: BotContext) -> dict:
 
 
 async def _ask_reason(update: Update, context: BotContext, tr: Translator, unit: Unit, until: date) -> int:
-    context.user_data[DRAFT] = {"unit_id": unit.id, "until": until.isoformat(), "name": unit.name}  # type: ignore[index]
+    context.user_data[DRAFT] = {"unit_id": unit.id, "until": until.isoformat(), "name": unit.name,  # type: ignore[index]
+                                "started": context.services.clock.now().isoformat()}
     await reply(update, context, tr("locks.ask_reason", unit=esc(unit.name), date=tr.date(until),
                                     min=REASON_MIN, max=REASON_MAX))
     return REASON
@@ -243,7 +256,7 @@ async def start_unlock(update: Update, context: BotContext) -> int:
     """Find the lock to remove (pick one of several), then ask for the reason."""
     args = context.args or []
     async with context.services.db.reading() as session:
-        person, tr, scope = await _admin(session, update, context)
+        person, tr, scope = await _sender(session, update, context)
         units = scope.units(Role.ADMIN)
         if not units:
             await reply(update, context, tr("locks.admins_only"))
@@ -279,7 +292,7 @@ async def pick_unlock_unit(update: Update, context: BotContext) -> int | None:
     query = update.callback_query
     assert query is not None and query.data is not None
     async with context.services.db.reading() as session:
-        person, tr, scope = await _admin(session, update, context)
+        person, tr, scope = await _sender(session, update, context)
         unit = await _unit_in_scope(session, scope, int(query.data.rsplit(":", 1)[1]))
         own = await lock_of(session, unit) if unit is not None else None
     if unit is None:
@@ -329,7 +342,7 @@ async def confirm_unlock(update: Update, context: BotContext) -> int | None:
     shown = _day(stamp)
     services = context.services
     async with services.db.writing() as session:
-        person, tr, scope = await _admin(session, update, context)
+        person, tr, scope = await _sender(session, update, context)
         unit = await _unit_in_scope(session, scope, int(unit_id))
         if unit is None or shown is None or draft.get("unit_id") != unit.id or draft.get("until") != shown.isoformat():
             text = None
@@ -368,6 +381,17 @@ async def cancel_unlock(update: Update, context: BotContext) -> int | None:
     return END
 
 
+async def drop_abandoned(update: Update, context: BotContext) -> None:
+    """Forget an /unlock left unanswered for UNLOCK_LIFETIME."""
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+
+
+async def forget_abandoned_unlocks(application: Application) -> None:  # type: ignore[type-arg]
+    """At start, forget /unlock drafts older than UNLOCK_LIFETIME (the in-process timeout does not survive a
+    restart); a text then reaching the REASON step is answered as cancelled."""
+    await forget_old_drafts(application, DRAFT, UNLOCK_LIFETIME)
+
+
 def build_handlers() -> list[BaseHandler]:
     """Return /lock with its buttons and the /unlock conversation."""
     text = filters.TEXT & ~filters.COMMAND
@@ -377,16 +401,19 @@ def build_handlers() -> list[BaseHandler]:
             PICK: [CallbackQueryHandler(pick_unlock_unit, pattern=UNLOCK_PICK), MessageHandler(text, use_buttons)],
             REASON: [MessageHandler(text, take_reason)],
             CONFIRM: [CallbackQueryHandler(confirm_unlock, pattern=UNLOCK_CONFIRM), MessageHandler(text, use_buttons)],
+            ConversationHandler.TIMEOUT: [TypeHandler(Update, drop_abandoned)],
         },
         fallbacks=[CommandHandler("cancel", cancel_unlock), CallbackQueryHandler(cancel_unlock, pattern=UNLOCK_CANCEL)],
         name="unlock",
         persistent=True,
         allow_reentry=True,
+        conversation_timeout=UNLOCK_LIFETIME,
     )
-    return [CommandHandler("lock", lock), CallbackQueryHandler(pick_lock_unit, pattern=LOCK_PICK),
-            CallbackQueryHandler(set_lock, pattern=LOCK_SET), CallbackQueryHandler(cancel_lock, pattern=LOCK_CANCEL),
+    return [CommandHandler("lock", show_or_lock), CallbackQueryHandler(pick_lock_unit, pattern=LOCK_PICK),
+            CallbackQueryHandler(confirm_lock, pattern=LOCK_SET), CallbackQueryHandler(cancel_lock, pattern=LOCK_CANCEL),
             unlock]
 
 
 FEATURE = Feature(handlers=build_handlers, commands={"lock": "locks.commands.lock", "unlock": "locks.commands.unlock"},
-                  help=((Role.ADMIN, "locks.help_lock"), (Role.ADMIN, "locks.help_unlock")))
+                  help=((Role.ADMIN, "locks.help_lock"), (Role.ADMIN, "locks.help_unlock")),
+                  on_start=forget_abandoned_unlocks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +30,6 @@ from telegram.ext import (
 
 from core.i18n import Translator
 from handlers.context import BotContext, Feature
-from services.telegram import services_of
 from handlers.report_card import (
     BIRTH_YEAR, CELL, CONFIRM, DATE, DECISION, DECISION_CHECK, DRAFT, DRAFT_LIFETIME, EDIT, END, ETHNICITY,
     ETHNICITY_BUTTONS, ETHNICITY_OTHER, MAX_TEXT, NAME, NAME_CHECK, SEX, STATE_OF, YOUTH, YOUTH_BUTTON,
@@ -39,7 +38,9 @@ from handlers.report_card import (
 from handlers.report_questions import (
     ask, close_live, draft_of, invalid, onward, refuse_answer, stale_button, step, text_of, took,
 )
-from handlers.common import answer, cached_person, current_person, esc, reply, today, translator, unit_progress_line
+from handlers.common import (
+    answer, cached_person, current_person, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
+)
 from models.admissions import NotAllowed, record_admission, saved_report
 from models.entities import Role, Sex, Unit
 from models.locks import PeriodClosed, ensure_open
@@ -452,17 +453,7 @@ async def nothing_to_cancel(update: Update, context: BotContext) -> None:
 
 async def forget_abandoned_drafts(application: Application) -> None:  # type: ignore[type-arg]
     """At start, forget drafts older than DRAFT_LIFETIME (the in-process timeout does not survive a restart)."""
-    now = services_of(application).clock.now()
-    stale = [
-        user_id for user_id, data in application.user_data.items()
-        if DRAFT in data and now - datetime.fromisoformat(data[DRAFT].get("started", "1970-01-01T00:00:00+00:00"))
-        > DRAFT_LIFETIME
-    ]
-    for user_id in stale:
-        application.user_data[user_id].pop(DRAFT, None)
-    if stale:
-        application.mark_data_for_update_persistence(user_ids=stale)
-        await application.update_persistence()
+    await forget_old_drafts(application, DRAFT, DRAFT_LIFETIME)
 
 
 def build_handlers() -> list[BaseHandler]:

@@ -235,6 +235,17 @@ async def test_unlock_can_be_cancelled(world) -> None:
     assert await locks(bot) == {"BT": date(2026, 6, 30)} and await audit(bot, "unlock") == []
 
 
+async def test_an_unlock_left_unanswered_is_forgotten_at_restart(world) -> None:
+    bot = world
+    await lock_in_chat(bot, ADMIN_BT)
+    await bot.say(ADMIN_BT, "/unlock")
+    await bot.stop()
+    bot.clock.advance(timedelta(hours=1))
+    await bot.start()
+    assert "Sổ vẫn khóa" in (await bot.say(ADMIN_BT, "một tin nhắn khác"))[-1]["text"]  # not taken as a reason
+    assert await locks(bot) == {"BT": date(2026, 6, 30)} and await audit(bot, "unlock") == []
+
+
 async def test_committee_members_and_secretaries_cannot_lock(world) -> None:
     bot = world
     for person in (COMMITTEE, SECRETARY):
