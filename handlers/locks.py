@@ -133,6 +133,13 @@ def _refused(tr: Translator, unit: Unit, problem: LockRefused, until: date) -> s
     return tr(f"locks.refused_{problem.reason}", unit=esc(unit.name), date=tr.date(until), current=current)
 
 
+def _card_or_refusal(tr: Translator, unit: Unit, until: date, current: UnitLock | None,
+                     day: date) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Return the ✅ card for closing `unit`'s books up to `until`, or why that cannot be done."""
+    problem = refusal(current.closed_until if current else None, until, day)
+    return (_refused(tr, unit, problem, until), None) if problem else _lock_card(tr, unit, until, current)
+
+
 async def show_or_lock(update: Update, context: BotContext) -> None:
     """Show the locks of the sender's units (bare), or ask to confirm closing the books up to a day."""
     args = context.args or []
@@ -169,10 +176,7 @@ async def show_or_lock(update: Update, context: BotContext) -> None:
             rows = [[(u.name, f"lock:pick:{u.id}:{until:%Y%m%d}")] for u in units]
             await reply(update, context, tr("locks.pick", date=tr.date(until)), _markup(rows))
             return
-        current = await lock_of(session, units[0])
-        problem = refusal(current.closed_until if current else None, until, day)
-        text, markup = (_refused(tr, units[0], problem, until), None) if problem else _lock_card(
-            tr, units[0], until, current)
+        text, markup = _card_or_refusal(tr, units[0], until, await lock_of(session, units[0]), day)
     await reply(update, context, text, markup)
 
 
@@ -183,17 +187,13 @@ async def pick_lock_unit(update: Update, context: BotContext) -> None:
     _, _, unit_id, stamp = query.data.split(":")
     until = _day(stamp)
     async with context.services.db.reading() as session:
-        person, tr, scope = await _sender(session, update, context)
+        _, tr, scope = await _sender(session, update, context)
         unit = await _unit_in_scope(session, scope, int(unit_id))
         current = await lock_of(session, unit) if unit is not None else None
     if unit is None or until is None:
         await _refuse(query, tr)
         return
-    problem = refusal(current.closed_until if current else None, until, today(context))
-    if problem is not None:
-        await _show(query, _refused(tr, unit, problem, until))
-    else:
-        await _show(query, *_lock_card(tr, unit, until, current))
+    await _show(query, *_card_or_refusal(tr, unit, until, current, today(context)))
     await answer(query)
 
 
