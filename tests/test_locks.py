@@ -176,6 +176,22 @@ async def test_a_district_lock_closes_its_cells_books(world) -> None:
     assert "chỉ Ban Tổ chức Huyện ủy Pác Nặm mở được" in (await bot.say(ADMIN_BT, "/unlock"))[-1]["text"]
 
 
+async def test_a_one_line_report_of_a_secretary_of_two_cells_is_checked_when_the_cell_is_chosen(world) -> None:
+    bot = world
+    await bot.register(1002, "NL", Role.SECRETARY, "Hai chi bộ")
+    await bot.register(1002, "PC", Role.SECRETARY, "Hai chi bộ")
+    await lock_in_chat(bot, ADMIN_BT)  # Bộc Bố only: Nà Lạn closed, Pác Cáp (Nhạn Môn) open
+    assert "chi bộ nào" in (await bot.say(1002, "/report Lò Thị Hoa, 1998, nữ, 20/06/2026"))[-1]["text"]
+    refused = (await bot.tap(1002, "Chi bộ thôn Nà Lạn"))[-1]
+    assert "Chi bộ thôn Nà Lạn" in refused["text"] and "đã khóa đến hết ngày 30/06/2026" in refused["text"]
+    assert "Hôm nay" in labels_of(refused)
+    await bot.say(1002, "/cancel")
+    await bot.say(1002, "/report Lò Thị Hoa, 1998, nữ, 20/06/2026")
+    assert "Phiếu báo cáo" in (await bot.tap(1002, "Chi bộ thôn Pác Cáp"))[-1]["text"]
+    await bot.tap(1002, "Không")
+    assert "Đã lưu" in (await bot.tap(1002, "✅"))[-1]["text"]
+
+
 async def test_a_lock_set_before_the_confirmation_refuses_it_with_nothing_saved(world) -> None:
     bot = world
     await bot.say(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 20/06/2026")
