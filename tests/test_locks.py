@@ -160,6 +160,20 @@ async def test_a_secretary_cannot_report_the_lock_day_but_can_the_day_after(worl
     assert len(await bot.counted_admissions()) == 1
 
 
+async def test_editing_the_date_on_the_card_into_closed_books_is_refused(world) -> None:
+    bot = world
+    await lock_in_chat(bot, ADMIN_BT)
+    await bot.say(SECRETARY, "/report Lò Thị Hoa, 1998, nữ, 01/07/2026")
+    await bot.tap(SECRETARY, "Không")
+    await bot.tap(SECRETARY, "✏️")
+    await bot.tap(SECRETARY, "Ngày quyết định")
+    assert "đã khóa đến hết ngày 30/06/2026" in (await bot.say(SECRETARY, "30/06/2026"))[-1]["text"]
+    card = (await bot.say(SECRETARY, "01/07/2026"))[-1]["text"]
+    assert "Phiếu báo cáo" in card and "01/07/2026" in card
+    await bot.tap(SECRETARY, "✅")
+    assert [a.admitted_on for a in await bot.counted_admissions()] == [date(2026, 7, 1)]
+
+
 async def test_a_district_lock_closes_its_cells_books(world) -> None:
     bot = world
     await lock_in_chat(bot, ADMIN_PN)
