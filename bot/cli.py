@@ -542,6 +542,89 @@ COMMANDS: dict[str, Command] = {
     "sandbox": Command(cmd_sandbox, setup=_sandbox_options),
 }
 
+# Locked periods (khóa sổ): `lock --unit CODE --until yyyy-mm-dd`, `unlock --unit CODE --reason TEXT`.
+# The operator's acts, audited with channel CLI and no person; the rules are models/locks.py.
+
+
+def _locks_t(cli: Cli, key: str, **values: Any) -> str:
+    return cli.texts.get(f"locks.cli.{key}", cli.lang, **values)
+
+
+async def _locked_unit(cli: Cli, session: AsyncSession, code: str) -> Any:
+    from models.units import unit_by_code
+
+    unit = await unit_by_code(session, code.strip())
+    if unit is None:
+        raise CliError(cli.t("unknown_unit", code=code))
+    return unit
+
+
+async def cmd_lock(cli: Cli, args: argparse.Namespace) -> int:
+    """Close a unit's books up to a day (not after today), audited."""
+    from models.entities import AuditChannel
+    from models.locks import LockRefused, lock_books
+    from models.values import parse_date
+
+    now = cli.clock.now()
+    day = now.astimezone(cli.config.bot.tz).date()
+    try:
+        until = parse_date(args.until)  # yyyy-mm-dd, also the chat's dd/mm/yyyy; a future day: LockRefused
+    except ValueError:
+        raise CliError(_locks_t(cli, "bad_date", value=args.until, today=day.isoformat())) from None
+
+    async def work(session: AsyncSession) -> Any:
+        unit = await _locked_unit(cli, session, args.unit)
+        try:
+            await lock_books(session, unit, until, person=None, now=now, today=day, channel=AuditChannel.CLI)
+        except LockRefused as problem:
+            raise CliError(_locks_t(cli, f"refused_{problem.reason}", name=unit.name, code=unit.code,
+                                    date=until.isoformat(), today=day.isoformat(),
+                                    current=problem.current.isoformat() if problem.current else "")) from None
+        return unit
+
+    unit = await in_transaction(cli, work)
+    cli.out(_locks_t(cli, "locked", name=unit.name, code=unit.code, date=until.isoformat()))
+    return 0
+
+
+async def cmd_unlock(cli: Cli, args: argparse.Namespace) -> int:
+    """Reopen a unit's closed books with a reason, audited."""
+    from models.audit import REASON_MAX, REASON_MIN, valid_reason
+    from models.entities import AuditChannel
+    from models.locks import open_books
+
+    reason = valid_reason(args.reason)
+    if reason is None:
+        raise CliError(_locks_t(cli, "bad_reason", min=REASON_MIN, max=REASON_MAX))
+    now = cli.clock.now()
+
+    async def work(session: AsyncSession) -> tuple[Any, Any]:
+        unit = await _locked_unit(cli, session, args.unit)
+        return unit, await open_books(session, unit, person=None, now=now, reason=reason, channel=AuditChannel.CLI)
+
+    unit, before = await in_transaction(cli, work)
+    if before is None:
+        raise CliError(_locks_t(cli, "not_locked", name=unit.name, code=unit.code))
+    cli.out(_locks_t(cli, "unlocked", name=unit.name, code=unit.code, date=before.isoformat()))
+    return 0
+
+
+def _lock_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("--unit", required=True, metavar="CODE", help=t("arg.unit_code"))
+    parser.add_argument("--until", required=True, metavar="YYYY-MM-DD", help=t("arg.until"))
+
+
+def _unlock_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("--unit", required=True, metavar="CODE", help=t("arg.unit_code"))
+    parser.add_argument("--reason", required=True, metavar="TEXT", help=t("arg.reason"))
+
+
+COMMANDS["lock"] = Command(cmd_lock, setup=_lock_options)
+COMMANDS["unlock"] = Command(cmd_unlock, setup=_unlock_options)
+
+# End of locked periods.
+
+
 _ARGUMENT_TYPES: dict[str, Callable[[str], Any]] = {"file": Path}
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
+from telegram.ext import Application
 
 from core.i18n import Translator, language_of
 from core.text import esc, split_message
@@ -14,8 +16,10 @@ from handlers.context import BotContext
 from models.entities import Person
 from models.people import person_by_telegram_id
 from models.progress import Progress
+from services.telegram import services_of
 
-__all__ = ["answer", "cached_person", "current_person", "esc", "reply", "today", "translator", "unit_progress_line"]
+__all__ = ["answer", "cached_person", "current_person", "esc", "forget_old_drafts", "reply", "today", "translator",
+           "unit_progress_line"]
 
 
 async def current_person(session: AsyncSession, update: Update) -> Person | None:
@@ -104,3 +108,20 @@ def unit_progress_line(tr: Translator, progress: Progress) -> str:
         percent=tr.percent(progress.percent),
         period=progress.period.label(),
     )
+
+
+async def forget_old_drafts(application: Application[Any, Any, Any, Any, Any, Any], key: str,
+                            lifetime: timedelta) -> None:
+    """At start, forget the `user_data[key]` drafts started (their "started" time) longer than `lifetime`
+    ago: a conversation's in-process timeout does not survive a restart."""
+    now = services_of(application).clock.now()
+    stale = [
+        user_id for user_id, data in application.user_data.items()
+        if key in data and now - datetime.fromisoformat(data[key].get("started", "1970-01-01T00:00:00+00:00"))
+        > lifetime
+    ]
+    for user_id in stale:
+        application.user_data[user_id].pop(key, None)
+    if stale:
+        application.mark_data_for_update_persistence(user_ids=stale)
+        await application.update_persistence()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -27,19 +28,22 @@ from telegram.ext import (
     filters,
 )
 
+from core.i18n import Translator
 from handlers.context import BotContext, Feature
-from services.telegram import services_of
 from handlers.report_card import (
     BIRTH_YEAR, CELL, CONFIRM, DATE, DECISION, DECISION_CHECK, DRAFT, DRAFT_LIFETIME, EDIT, END, ETHNICITY,
     ETHNICITY_BUTTONS, ETHNICITY_OTHER, MAX_TEXT, NAME, NAME_CHECK, SEX, STATE_OF, YOUTH, YOUTH_BUTTON,
-    checked_age, draft_value, parse_one_line, set_decision, set_name,
+    answered, checked_age, draft_value, parse_one_line, set_decision, set_name,
 )
 from handlers.report_questions import (
-    ask, close_live, draft_of, invalid, onward, stale_button, step, text_of, took,
+    ask, close_live, draft_of, invalid, onward, refuse_answer, stale_button, step, text_of, took,
 )
-from handlers.common import answer, current_person, esc, reply, today, translator, unit_progress_line
+from handlers.common import (
+    answer, cached_person, current_person, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
+)
 from models.admissions import NotAllowed, record_admission, saved_report
-from models.entities import Role, Sex
+from models.entities import Role, Sex, Unit
+from models.locks import PeriodClosed, ensure_open
 from models.people import Scope
 from models.periods import Period
 from models.progress import progress_of
@@ -47,6 +51,38 @@ from models.units import unit_by_id
 from models.values import parse_birth_year, parse_date, parse_ethnicity, parse_sex, parse_yes_no
 
 logger = logging.getLogger(__name__)
+
+
+async def closed_refusal(session: AsyncSession, tr: Translator, cell: Unit, on: date, scope: Scope, *,
+                         hold: bool) -> str | None:
+    """Return why a decision dated `on` cannot be reported for `cell` — its books are closed and the
+    person administers no subtree holding it — naming whom to ask (the locked unit's department), or None."""
+    try:
+        await ensure_open(session, cell, on, scope, hold=hold)
+    except PeriodClosed as error:
+        return tr("report.closed.period", cell=esc(cell.name), date=tr.date(error.closed.until),
+                  locked=esc(error.closed.locked_unit.name))
+    return None
+
+
+async def closed_problem(update: Update, context: BotContext, on: date) -> str | None:
+    """Return closed_refusal for the draft's cell, said as soon as the date is known (`save` checks
+    again in its transaction, holding the lock rows)."""
+    unit_id = draft_of(context).get("unit_id")
+    person = await cached_person(context, update)
+    if unit_id is None or person is None:
+        return None
+    async with context.services.db.reading() as session:
+        cell = await unit_by_id(session, int(unit_id))
+        if cell is None:
+            return None
+        return await closed_refusal(session, translator(context, update, person), cell, on, Scope(person), hold=False)
+
+
+async def ask_other_date(update: Update, context: BotContext, problem: str, shown: str | None = None) -> int:
+    """Forget the refused decision date and ask for another one below `problem` (then back to the card)."""
+    draft_of(context).pop("admitted_on", None)
+    return await ask(update, context, DATE, shown=shown, before=problem)
 
 
 async def start_report(update: Update, context: BotContext) -> int:
@@ -76,6 +112,9 @@ async def start_report(update: Update, context: BotContext) -> int:
         draft["complete"] = True
     if len(cell_rows) == 1:
         draft["unit_id"], draft["cell_name"] = cell_rows[0]
+    if "admitted_on" in draft and (problem := await closed_problem(
+            update, context, date.fromisoformat(draft["admitted_on"]))):
+        return await ask_other_date(update, context, problem)
     return await onward(update, context)
 
 
@@ -97,6 +136,9 @@ async def choose_cell(update: Update, context: BotContext) -> int:
         return END
     draft = draft_of(context)
     draft["unit_id"], draft["cell_name"] = unit_id, name
+    if "admitted_on" in draft and (problem := await closed_problem(  # the one-line form gave the date first
+            update, context, date.fromisoformat(draft["admitted_on"]))):
+        return await ask_other_date(update, context, problem, shown=answered(translator(context, update), "cell", draft))
     return await took(update, context, "cell")
 
 
@@ -179,6 +221,8 @@ async def take_today(update: Update, context: BotContext) -> int | None:
         checked_age(draft_of(context), admitted_on=today(context))
     except ValueError as error:
         return await invalid(update, context, error.args[0], "date")
+    if problem := await closed_problem(update, context, today(context)):
+        return await refuse_answer(update, context, problem)
     draft_of(context)["admitted_on"] = today(context).isoformat()
     return await took(update, context, "date")
 
@@ -191,6 +235,8 @@ async def take_date_text(update: Update, context: BotContext) -> int | None:
         checked_age(draft_of(context), admitted_on=on)
     except ValueError as error:
         return await invalid(update, context, error.args[0], "date")
+    if problem := await closed_problem(update, context, on):
+        return await refuse_answer(update, context, problem)
     draft_of(context)["admitted_on"] = on.isoformat()
     return await took(update, context, "date")
 
@@ -322,23 +368,33 @@ async def save(update: Update, context: BotContext) -> int | None:
     except (KeyError, TypeError, ValueError):
         return await onward(update, context)
     now, day = context.services.clock.now(), today(context)
+    refused: str | None = None
     try:
         async with context.services.db.writing() as session:
             person = await current_person(session, update)
             assert person is not None
             tr = translator(context, update, person)
-            admission, created = await record_admission(session, value, person, now, draft["ref"])
-            cell = await unit_by_id(session, admission.unit_id)
-            assert cell is not None
-            lines = [unit_progress_line(tr, await progress_of(session, cell, Period.year(day.year), day))]
-            if cell.parent_id is not None:
-                parent = await unit_by_id(session, cell.parent_id)
-                if parent is not None:
-                    lines.append(unit_progress_line(tr, await progress_of(session, parent, Period.year(day.year), day)))
+            cell = await unit_by_id(session, value.unit_id)
+            if cell is not None and await saved_report(session, draft["ref"], person) is None:
+                # A lock set since the date was given refuses it here, in the saving transaction.
+                refused = await closed_refusal(session, tr, cell, value.admitted_on, Scope(person), hold=True)
+            if refused is None:
+                admission, created = await record_admission(session, value, person, now, draft["ref"])
+                cell = await unit_by_id(session, admission.unit_id)
+                assert cell is not None
+                lines = [unit_progress_line(tr, await progress_of(session, cell, Period.year(day.year), day))]
+                if cell.parent_id is not None:
+                    parent = await unit_by_id(session, cell.parent_id)
+                    if parent is not None:
+                        lines.append(unit_progress_line(tr, await progress_of(session, parent, Period.year(day.year),
+                                                                              day)))
     except NotAllowed:
         context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
         await query.edit_message_text(tr("common.not_allowed"))
         return END
+    if refused is not None:  # nothing saved; the card loses its buttons and the date is asked again
+        await answer(query)
+        return await ask_other_date(update, context, refused)
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     if not created:
         await query.edit_message_text(tr("report.already_saved"))
@@ -397,17 +453,7 @@ async def nothing_to_cancel(update: Update, context: BotContext) -> None:
 
 async def forget_abandoned_drafts(application: Application) -> None:  # type: ignore[type-arg]
     """At start, forget drafts older than DRAFT_LIFETIME (the in-process timeout does not survive a restart)."""
-    now = services_of(application).clock.now()
-    stale = [
-        user_id for user_id, data in application.user_data.items()
-        if DRAFT in data and now - datetime.fromisoformat(data[DRAFT].get("started", "1970-01-01T00:00:00+00:00"))
-        > DRAFT_LIFETIME
-    ]
-    for user_id in stale:
-        application.user_data[user_id].pop(DRAFT, None)
-    if stale:
-        application.mark_data_for_update_persistence(user_ids=stale)
-        await application.update_persistence()
+    await forget_old_drafts(application, DRAFT, DRAFT_LIFETIME)
 
 
 def build_handlers() -> list[BaseHandler]:

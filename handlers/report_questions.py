@@ -100,7 +100,11 @@ async def invalid(update: Update, context: BotContext, reason: str, field: str |
     """Say what to send instead (with an example); the step repeats, its buttons (if any) asked again below."""
     tr = translator(context, update)
     example = tr(f"report.example.{EXAMPLE[field]}") if field in EXAMPLE else ""
-    text = tr(f"report.invalid.{reason}", example=esc(example))
+    return await refuse_answer(update, context, tr(f"report.invalid.{reason}", example=esc(example)))
+
+
+async def refuse_answer(update: Update, context: BotContext, text: str) -> int | None:
+    """Say `text` (why the answer cannot be taken); the step repeats, its buttons (if any) asked again below."""
     live = draft_of(context).get("live")
     if live and live.get("text"):
         return await ask(update, context, live["state"], before=text)

@@ -14,7 +14,7 @@ from models.entities import Role
 ROOT = Path(__file__).resolve().parent.parent
 SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away"}
 COMMITTEE = {"start", "help", "progress", "chart", "export"}
-ADMIN = COMMITTEE | {"invite", "people", "template"}
+ADMIN = COMMITTEE | {"invite", "people", "template", "lock", "unlock"}
 ROOT_ADMIN = ADMIN | {"schedule"}
 
 
