@@ -14,7 +14,7 @@ from telegram.ext import filters
 from bot.persistence import DatabasePersistence
 from core.clock import Clock
 from core.config import Config
-from handlers import chart, errors, export, progress, registration, report, undo, weekly
+from handlers import chart, corrections, errors, export, progress, registration, report, reports, undo, weekly
 from handlers.common import answer, translator
 from handlers.context import BotContext, ChatApplication, Feature
 from models.people import registered_people
@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Order matters: the order of matching in group 0, of the command menu and of /help.
 FEATURES: tuple[Feature, ...] = (
-    registration.FEATURE, report.FEATURE, undo.FEATURE, progress.FEATURE, chart.FEATURE, export.FEATURE,
-    weekly.FEATURE,
+    registration.FEATURE, corrections.FEATURE, report.FEATURE, undo.FEATURE, progress.FEATURE, chart.FEATURE,
+    export.FEATURE, weekly.FEATURE, reports.FEATURE,  # corrections before report: its /cancel first
 )
 GUARD_GROUP = -1  # runs first: unregistered people are stopped here
 FEATURE_GROUP = 0
