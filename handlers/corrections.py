@@ -44,7 +44,10 @@ from models.entities import Admission, Sex, Unit
 from models.people import Scope
 from models.units import unit_by_code, unit_by_id
 from models.updates import mark_processed
-from models.values import check_age_at_decision, parse_birth_year, parse_date, parse_ethnicity, parse_sex, parse_yes_no
+from models.values import (
+    check_age_at_decision, decision_doubt, is_one_word, parse_birth_year, parse_date, parse_ethnicity, parse_sex,
+    parse_yes_no,
+)
 
 VALUE, REASON, CONFIRM = range(3)  # persisted: new states go at the end
 END = ConversationHandler.END
@@ -125,6 +128,16 @@ async def start_withdrawal(update: Update, context: BotContext) -> int:
     return await _begin(update, context, int(update.callback_query.data.rsplit(":", 1)[1]), WITHDRAW)
 
 
+def _doubt(field: str, value: Any) -> str | None:
+    """Return the catalog key of /report's doubt about a value (a one-word name, a decision number
+    like a date or without digit), or None."""
+    if field == "name" and is_one_word(value):
+        return "doubt_name"
+    if field == "decision" and decision_doubt(value):
+        return "doubt_decision"
+    return None
+
+
 def _invalid(tr: Translator, field: str, reason: str) -> str:
     """Return /report's text for a value it refuses (what to send instead, with an example)."""
     example = tr(f"report.example.{EXAMPLE[field]}") if field in EXAMPLE else ""
@@ -137,7 +150,7 @@ async def _parse(context: BotContext, field: str, text: str, admission: Admissio
     day = today(context)
     if field == "name":
         answers: dict[str, Any] = {}
-        set_name(answers, text)  # a one-word name is shown on the ✅ step: that is where it is confirmed
+        set_name(answers, text)  # a one-word name is pending: _doubt says so before the ✅ step
         return answers.get("full_name") or answers["pending_name"]
     if field == "birth_year":
         year = parse_birth_year(text, day)
@@ -153,7 +166,7 @@ async def _parse(context: BotContext, field: str, text: str, admission: Admissio
         return on.isoformat()
     if field == "decision":
         answers = {}
-        set_decision(answers, text)  # a doubtful number is shown on the ✅ step too
+        set_decision(answers, text)  # a doubtful number too
         return answers.get("decision_no") or answers["pending_decision"]
     if field == "youth":
         return parse_yes_no(text)
@@ -202,7 +215,11 @@ async def _take(update: Update, context: BotContext, typed: str | None, pressed:
     draft["value"], draft["shown"] = value, display
     if update.callback_query is not None:
         await answer(update.callback_query)
-    await reply(update, context, tr("reports.ask_reason", field=tr(f"report.field_{field}"), value=display))
+    text = tr("reports.ask_reason", field=tr(f"report.field_{field}"), value=display)
+    doubt = _doubt(field, value)  # /report asks about these; here the ✅ step is where it is settled
+    if doubt is not None:
+        text = tr(f"reports.{doubt}", value=display) + "\n\n" + text
+    await reply(update, context, text)
     return REASON
 
 

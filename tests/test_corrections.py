@@ -348,3 +348,19 @@ async def test_a_correction_in_progress_survives_a_restart(harness) -> None:
     await bot.say(COMMITTEE_BT, "Ghi nhầm năm sinh")
     assert "Đã sửa" in (await bot.tap(COMMITTEE_BT, "✅"))[0]["text"]
     assert (await bot.counted_admissions())[0].birth_year == 1996
+
+
+async def test_a_one_word_name_or_a_date_like_decision_number_is_pointed_out_before_the_reason(harness) -> None:
+    bot = harness
+    await bot.register(SECRETARY, "NL", Role.SECRETARY)
+    await reported(bot)
+    await open_card(bot, SECRETARY)
+    await start_correction(bot, SECRETARY, "Họ và tên")
+    assert "chỉ có một từ" in (await bot.say(SECRETARY, "hoa"))[-1]["text"]
+    await bot.say(SECRETARY, "/cancel")
+    await open_card(bot, SECRETARY)
+    await start_correction(bot, SECRETARY, "Số quyết định")
+    assert "không giống số quyết định" in (await bot.say(SECRETARY, "15/05/2026"))[-1]["text"]
+    await bot.say(SECRETARY, "Đúng như văn bản")
+    await bot.tap(SECRETARY, "✅")
+    assert (await bot.counted_admissions())[0].decision_no == "15/05/2026"
