@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
@@ -149,20 +149,24 @@ async def show_reports(update: Update, context: BotContext) -> None:
     await reply(update, context, *view)
 
 
-async def show_page(update: Update, context: BotContext) -> None:
-    """Show the tapped page of the list in place (re-checked against the scope)."""
+async def _press(update: Update, context: BotContext) -> tuple[CallbackQuery, Scope, Translator, list[int]]:
+    """Return the button press, the presser's scope and texts, and the numbers its data carries."""
     query = update.callback_query
     assert query is not None and query.data is not None
     person = await cached_person(context, update)
-    assert person is not None
-    tr = translator(context, update, person)
-    _, _, unit_id, page = query.data.split(":")
+    assert person is not None  # the guard let only registered people through
+    return query, Scope(person), translator(context, update, person), [int(p) for p in query.data.split(":")[2:]]
+
+
+async def show_page(update: Update, context: BotContext) -> None:
+    """Show the tapped page of the list (re-checked against the scope)."""
+    query, scope, tr, (unit_id, page) = await _press(update, context)
     async with context.services.db.reading() as session:
-        view = await list_view(session, tr, Scope(person), int(unit_id), int(page))
+        view = await list_view(session, tr, scope, unit_id, page)
     if view is None:
         await answer(query, tr("reports.not_allowed"), alert=True)
         return
-    if int(unit_id):  # from /progress: a new message, the progress view stays
+    if unit_id:  # from /progress: a new message, the progress view stays
         await reply(update, context, *view)
     else:
         await _edit(update, *view)
@@ -171,18 +175,12 @@ async def show_page(update: Update, context: BotContext) -> None:
 
 async def show_card(update: Update, context: BotContext) -> None:
     """Show the tapped report's card with its history, if the person may see it."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    person = await cached_person(context, update)
-    assert person is not None
-    tr = translator(context, update, person)
-    scope = Scope(person)
+    query, scope, tr, (admission_id,) = await _press(update, context)
     async with context.services.db.reading() as session:
-        found = await report_in_scope(session, scope, int(query.data.rsplit(":", 1)[1]))
+        found = await report_in_scope(session, scope, admission_id)
         if found is not None:
-            admission, unit = found
-            may_change = change_refusal(scope, admission, unit, context.services.clock.now()) is None
-            view = await card_view(session, tr, admission, unit, may_change, context.services.config.bot.tz)
+            may_change = change_refusal(scope, *found, context.services.clock.now()) is None
+            view = await card_view(session, tr, *found, may_change, context.services.config.bot.tz)
     if found is None:
         await answer(query, tr("reports.not_allowed"), alert=True)
         return
@@ -192,15 +190,10 @@ async def show_card(update: Update, context: BotContext) -> None:
 
 async def show_fields(update: Update, context: BotContext) -> None:
     """Offer the fields of the report to correct (each starts the correction conversation)."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    person = await cached_person(context, update)
-    assert person is not None
-    tr = translator(context, update, person)
-    admission_id = int(query.data.rsplit(":", 1)[1])
+    query, scope, tr, (admission_id,) = await _press(update, context)
     async with context.services.db.reading() as session:
-        found = await report_in_scope(session, Scope(person), admission_id)
-        refusal = change_refusal(Scope(person), *found, context.services.clock.now()) if found else None
+        found = await report_in_scope(session, scope, admission_id)
+        refusal = change_refusal(scope, *found, context.services.clock.now()) if found else None
     if found is None or refusal is not None:
         await answer(query, tr(f"reports.refused.{refusal.value if refusal else 'not_allowed'}"), alert=True)
         return
