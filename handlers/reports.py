@@ -63,8 +63,13 @@ async def _history(session: AsyncSession, tr: Translator, admission: Admission, 
     ids = {e.person_id for e in entries if e.person_id is not None}
     names = dict((await session.execute(select(Person.id, Person.display_name).where(Person.id.in_(ids)))).all()) \
         if ids else {}
-    lines = []
+    lines: list[str] = []
+    seen: set[tuple[object, ...]] = set()
     for entry in entries:
+        same = (entry.at, entry.action, entry.person_id, entry.field, entry.old_value, entry.new_value)
+        if same in seen:  # a move to another cell is entered under both cells: shown once
+            continue
+        seen.add(same)
         who = names.get(entry.person_id) if entry.person_id is not None else None
         what = tr(f"reports.action.{entry.action}") if entry.action in ACTIONS else esc(entry.action)
         field = FIELD_OF_COLUMN.get(entry.field or "")

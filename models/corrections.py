@@ -4,7 +4,8 @@ Who may change a report: a committee member or admin of a subtree holding its ce
 (who reported it) within CORRECTION_WINDOW of the report. Below admin, nothing whose decision date
 lies in a closed period (models.locks) changes, neither from nor to it; an admin may, with the
 reason every correction needs anyway. A correction is one transaction: the Admission's columns
-(with their derived copies: name_key, minority, unit_path) and one audit entry per changed field.
+(with their derived copies: name_key, minority, unit_path) and its audit entry (a move to another
+cell: one entry under each cell, so that both subtrees' trails show it).
 Counting reads those columns, and the session's commit bumps the data revision, so /progress,
 charts, exports and digests follow at once (models.revision, core.cache).
 """
@@ -188,6 +189,7 @@ async def correct_report(session: AsyncSession, scope: Scope, admission_id: int,
     if field not in COLUMN_OF:
         raise Refused(Refusal.BAD_VALUE)
     admission, unit, cleaned = await _checked(session, scope, admission_id, now, reason)
+    concerned = [unit]
     if field == "cell":
         target = await unit_by_id(session, int(value))  # type: ignore[call-overload]
         if target is None or target.id not in {cell.id for cell in await cells_to_move_to(session, scope)}:
@@ -197,7 +199,7 @@ async def correct_report(session: AsyncSession, scope: Scope, admission_id: int,
         await _ensure_open(session, scope, target, admission.admitted_on)
         change = Change("unit", unit.code, target.code)
         admission.unit_id, admission.unit_path = target.id, target.path
-        unit = target
+        concerned = [unit, target]  # both cells' subtrees see the move in their audit trail
     else:
         column = COLUMN_OF[field]
         if field == "sex":
@@ -220,8 +222,9 @@ async def correct_report(session: AsyncSession, scope: Scope, admission_id: int,
             admission.name_key = name_key(str(value))
         if field == "ethnicity":
             admission.minority = is_minority(value)  # type: ignore[arg-type]
-    record(session, at=now, channel=AuditChannel.CHAT, action=Action.CORRECT, subject=SUBJECT, person=scope.person,
-           subject_id=admission.id, unit=unit, changes=[change], reason=cleaned)
+    for each in concerned:
+        record(session, at=now, channel=AuditChannel.CHAT, action=Action.CORRECT, subject=SUBJECT,
+               person=scope.person, subject_id=admission.id, unit=each, changes=[change], reason=cleaned)
     await session.flush()
     return admission, change
 

@@ -11,6 +11,7 @@ from models.entities import Admission, AuditChannel, AuditEntry, Role
 from models.locks import set_lock
 from models.people import person_by_telegram_id
 from models.units import unit_by_code
+from tests.harness import add_history
 
 SECRETARY, OTHER_SECRETARY, COMMITTEE_BT, ADMIN_BT, ADMIN_NN, COMMITTEE_PN = 1001, 1002, 2001, 3001, 3002, 2002
 LINE = "/report Lò Thị Hoa, 1998, nữ, 15/05/2026, Tày"
@@ -172,8 +173,13 @@ async def test_moving_a_report_to_another_cell_or_year_moves_it_in_progress(harn
     assert (moved.unit_id, moved.unit_path) == (pac_cap.id, pac_cap.path)
     text = await progress_text(bot, COMMITTEE_PN)
     assert "0/10 (0,0\u00a0%)" in text and "1/8 (12,5\u00a0%)" in text
-    cell = (await audit_of(bot, moved.id))[-1]
-    assert (cell.field, cell.old_value, cell.new_value, cell.unit_path) == ("unit", "NL", "PC", pac_cap.path)
+    async with bot.sessions() as session:
+        na_lan = await unit_by_code(session, "NL")
+    moves = (await audit_of(bot, moved.id))[-2:]  # one under each cell: both communes' trails show it
+    assert [(e.field, e.old_value, e.new_value, e.unit_path) for e in moves] == [
+        ("unit", "NL", "PC", na_lan.path), ("unit", "NL", "PC", pac_cap.path)]
+    card = await open_card(bot, COMMITTEE_PN)
+    assert card.count("NL → PC") == 1
     # Another year: out of 2026, into 2025.
     label = "15/05/2026 · Lò Thị Hoa"
     assert "Đã sửa" in await correct(bot, COMMITTEE_PN, "Ngày quyết định", "20/12/2025", "Nhầm năm", label=label)
@@ -364,3 +370,17 @@ async def test_a_one_word_name_or_a_date_like_decision_number_is_pointed_out_bef
     await bot.say(SECRETARY, "Đúng như văn bản")
     await bot.tap(SECRETARY, "✅")
     assert (await bot.counted_admissions())[0].decision_no == "15/05/2026"
+
+
+async def test_a_secretary_sees_the_cells_other_reports_but_corrects_only_own(harness) -> None:
+    bot = harness
+    await add_history(bot.sessions, "NL", 1, date(2026, 3, 1), name="Lịch Sử")  # loaded from a file
+    await bot.register(SECRETARY, "NL", Role.SECRETARY)
+    card = await open_card(bot, SECRETARY, "01/03/2026 · Lịch Sử A")
+    labels = [b["text"] for row in bot.api.last_message(SECRETARY)["reply_markup"]["inline_keyboard"] for b in row]
+    assert "Lịch Sử A" in card and not any(label.startswith(("✏️", "🗑")) for label in labels)
+    [imported] = await bot.counted_admissions()
+    message_id = bot.api.last_message(SECRETARY)["message_id"]
+    await bot.settle(bot.api.push_callback(SECRETARY, message_id, f"rep:w:{imported.id}"))
+    assert "chỉ sửa được báo cáo do chính mình gửi" in bot.last_text(SECRETARY)
+    assert len(await bot.counted_admissions()) == 1
