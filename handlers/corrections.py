@@ -80,8 +80,9 @@ async def _begin(update: Update, context: BotContext, admission_id: int, field: 
         tr = translator(context, update, person)
         scope = Scope(person)
         try:
-            admission, unit = await changeable_report(session, scope, admission_id, services.clock.now())
+            admission, unit, overridden = await changeable_report(session, scope, admission_id, services.clock.now())
         except Refused as refused:
+            context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
             if refused.refusal == Refusal.NOT_ALLOWED:  # a forged or stale button: nothing shown
                 await answer(query, tr("reports.refused.not_allowed"), alert=True)
             else:
@@ -93,8 +94,10 @@ async def _begin(update: Update, context: BotContext, admission_id: int, field: 
     context.user_data[DRAFT] = {"id": admission_id, "field": field,  # type: ignore[index]
                                 "started": services.clock.now().isoformat()}
     await answer(query)
+    # An admin changes a closed period knowingly: said before the first question.
+    note = tr("reports.closed_override", date=tr.date(overridden.until)) + "\n\n" if overridden else ""
     if field == WITHDRAW:
-        await reply(update, context, tr("reports.ask_reason_withdraw", name=esc(name)))
+        await reply(update, context, note + tr("reports.ask_reason_withdraw", name=esc(name)))
         return REASON
     label = tr(f"report.field_{field}")
     markup = None
@@ -106,7 +109,7 @@ async def _begin(update: Update, context: BotContext, admission_id: int, field: 
     elif field == "cell" and len(cells) <= CELL_BUTTONS:
         markup = InlineKeyboardMarkup([[button(cell_name, f"rep:v:{cell_id}")] for cell_id, cell_name in cells])
     key = "reports.ask_cell" if field == "cell" else "reports.ask_value"
-    await reply(update, context, tr(key, field=label, name=esc(name), value=current), markup)
+    await reply(update, context, note + tr(key, field=label, name=esc(name), value=current), markup)
     return VALUE
 
 

@@ -148,16 +148,18 @@ def as_text(value: object) -> str | None:
     return str(value.value if isinstance(value, enum.Enum) else value)
 
 
-async def _ensure_open(session: AsyncSession, scope: Scope, unit: Unit, on: date) -> None:
+async def _ensure_open(session: AsyncSession, scope: Scope, unit: Unit, on: date) -> Closed | None:
+    """Raise Refused if `on` is closed for `unit` below admin; return the lock an admin overrides, or None."""
     try:
-        await ensure_open(session, unit, on, scope)
+        return await ensure_open(session, unit, on, scope)
     except PeriodClosed as closed:
         raise Refused(Refusal.CLOSED, closed.closed) from None
 
 
 async def changeable_report(session: AsyncSession, scope: Scope, admission_id: int,
-                            now: datetime) -> tuple[Admission, Unit]:
-    """Return the report and its cell if the person may change it now, or raise Refused (scope, window, lock)."""
+                            now: datetime) -> tuple[Admission, Unit, Closed | None]:
+    """Return the report, its cell and the lock an admin overrides (None: open) if the person may
+    change it now, or raise Refused (scope, window, lock)."""
     found = await report_in_scope(session, scope, admission_id)
     if found is None:
         raise Refused(Refusal.NOT_ALLOWED)
@@ -165,14 +167,13 @@ async def changeable_report(session: AsyncSession, scope: Scope, admission_id: i
     refusal = change_refusal(scope, admission, unit, now)
     if refusal is not None:
         raise Refused(refusal)
-    await _ensure_open(session, scope, unit, admission.admitted_on)
-    return admission, unit
+    return admission, unit, await _ensure_open(session, scope, unit, admission.admitted_on)
 
 
 async def _checked(session: AsyncSession, scope: Scope, admission_id: int, now: datetime,
                    reason: str | None) -> tuple[Admission, Unit, str]:
     """Return the report, its cell and the cleaned reason, or raise Refused (scope, window, lock, reason)."""
-    admission, unit = await changeable_report(session, scope, admission_id, now)
+    admission, unit, _ = await changeable_report(session, scope, admission_id, now)
     cleaned = valid_reason(reason)
     if cleaned is None:
         raise Refused(Refusal.BAD_REASON)

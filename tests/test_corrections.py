@@ -318,7 +318,10 @@ async def test_a_closed_period_refuses_a_secretary_and_lets_an_admin_correct_wit
     await bot.tap(SECRETARY, "✅")
     assert "khóa sổ đến ngày 15/05/2026" in str(bot.replies(SECRETARY, mark))
     assert (await bot.counted_admissions())[0].birth_year == 1998
-    # The admin of the locked unit may still correct, with the reason it always needs.
+    # The admin of the locked unit may still correct, knowingly, with the reason it always needs.
+    await open_card(bot, ADMIN_BT)
+    assert "Đồng chí sửa với quyền quản trị" in await start_correction(bot, ADMIN_BT, "Năm sinh")
+    await bot.say(ADMIN_BT, "/cancel")
     assert "Đã sửa" in await correct(bot, ADMIN_BT, "Năm sinh", "1997", "Sửa sau khóa sổ theo lý lịch gốc")
     change = (await audit_of(bot, admission.id))[-1]
     assert (change.person_id, change.old_value, change.new_value, change.reason) == (
