@@ -387,3 +387,19 @@ async def test_a_secretary_sees_the_cells_other_reports_but_corrects_only_own(ha
     await bot.settle(bot.api.push_callback(SECRETARY, message_id, f"rep:w:{imported.id}"))
     assert "chỉ sửa được báo cáo do chính mình gửi" in bot.last_text(SECRETARY)
     assert len(await bot.counted_admissions()) == 1
+
+
+async def test_an_english_speaking_committee_member_corrects_in_english(harness) -> None:
+    bot = harness
+    await bot.register(SECRETARY, "NL", Role.SECRETARY)
+    bot.api.add_user(COMMITTEE_BT, "Jane", language_code="en")
+    await bot.register(COMMITTEE_BT, "BT", Role.COMMITTEE)
+    await reported(bot)
+    await bot.say(COMMITTEE_BT, "/reports")
+    card = (await bot.tap(COMMITTEE_BT, CARD_LABEL))[-1]["text"]
+    assert "Admission report" in card and "History" in card
+    await bot.tap(COMMITTEE_BT, "🗑")
+    assert "3 to 500 characters" in (await bot.say(COMMITTEE_BT, "ab"))[-1]["text"]
+    assert "Confirm?" in (await bot.say(COMMITTEE_BT, "Reported twice"))[-1]["text"]
+    answers = await bot.tap(COMMITTEE_BT, "✅")
+    assert "is withdrawn" in answers[0]["text"] and "Withdrew the report" in answers[-1]["text"]
