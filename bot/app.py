@@ -14,7 +14,10 @@ from telegram.ext import filters
 from bot.persistence import DatabasePersistence
 from core.clock import Clock
 from core.config import Config
-from handlers import chart, errors, export, files, invites, locks, people, progress, registration, report, undo, weekly
+from handlers import (
+    chart, corrections, errors, export, files, invites, locks, people, progress, registration, report, reports, undo,
+    weekly,
+)
 from handlers.common import answer, translator
 from handlers.context import BotContext, ChatApplication, Feature
 from models.people import registered_people
@@ -25,11 +28,10 @@ from services.telegram import ReplyRetry, services_of
 logger = logging.getLogger(__name__)
 
 # Order matters: the order of matching in group 0, of the command menu and of /help.
-# locks before report: the /unlock conversation must see /cancel before report's "nothing to cancel".
+# locks and corrections before report: their conversations must see /cancel before report's "nothing to cancel".
 FEATURES: tuple[Feature, ...] = (
-    registration.FEATURE, locks.FEATURE, report.FEATURE, undo.FEATURE, progress.FEATURE, chart.FEATURE, export.FEATURE,
-    weekly.FEATURE,
-    invites.FEATURE, people.FEATURE, files.FEATURE,
+    registration.FEATURE, locks.FEATURE, corrections.FEATURE, report.FEATURE, undo.FEATURE, progress.FEATURE,
+    chart.FEATURE, export.FEATURE, weekly.FEATURE, reports.FEATURE, invites.FEATURE, people.FEATURE, files.FEATURE,
 )
 GUARD_GROUP = -1  # runs first: unregistered people are stopped here
 FEATURE_GROUP = 0

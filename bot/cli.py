@@ -337,7 +337,7 @@ async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
         if unit is None:
             raise CliError(cli.t("unknown_unit", code=args.unit))
         period = await stored_period(session, unit, asked)  # a term keeps the days its target was set with
-        _, render = await export_bytes(session, unit, period, day, fmt)
+        _, render = await export_bytes(session, unit, period, day, fmt, cli.config.bot.tz)
         return unit, period, render
 
     unit, period, render = await in_transaction(cli, work)
@@ -353,6 +353,32 @@ def _export_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) ->
     parser.add_argument("--unit", required=True, metavar="CODE", help=t("arg.unit_code"))
     parser.add_argument("--period", default=None, metavar="PERIOD", help=t("arg.period"))
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help=t("arg.out"))
+
+
+async def cmd_audit(cli: Cli, args: argparse.Namespace) -> int:
+    """Print the audit entries of a unit's subtree as CSV (from --since, a day in [bot] timezone)."""
+    from models.units import unit_by_code
+    from reports.exports import audit_csv, audit_rows, day_start
+
+    tz = cli.config.bot.tz
+    since = day_start(args.since, tz) if args.since is not None else None
+
+    async def work(session: AsyncSession) -> list[list[Any]]:
+        unit = await unit_by_code(session, args.unit.strip())
+        if unit is None:
+            raise CliError(cli.t("unknown_unit", code=args.unit))
+        return await audit_rows(session, unit, since, tz=tz)
+
+    sys.stdout.write(audit_csv(await in_transaction(cli, work)))
+    sys.stdout.flush()
+    return 0
+
+
+def _audit_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    from datetime import date
+
+    parser.add_argument("--unit", required=True, metavar="CODE", help=t("arg.unit_code"))
+    parser.add_argument("--since", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD", help=t("arg.since"))
 
 
 def no_token(config: Config, texts: Texts | None = None) -> int:
@@ -537,6 +563,7 @@ COMMANDS: dict[str, Command] = {
     "invite": Command(cmd_invite, ("unit_code", "role")),
     "invite-batch": Command(cmd_invite_batch, setup=_invite_batch_options),
     "export": Command(cmd_export, setup=_export_options),
+    "audit": Command(cmd_audit, setup=_audit_options),
     "run": Command(cmd_run, setup=lambda parser, t: _sandbox_options(parser, t)),
     "remind-now": Command(cmd_remind_now, setup=_remind_now_options),
     "sandbox": Command(cmd_sandbox, setup=_sandbox_options),

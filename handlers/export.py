@@ -47,7 +47,7 @@ async def _send_export(update: Update, context: BotContext, unit_id: int | None,
             if shown is None:
                 refusal = "progress.no_term"
             else:
-                _, render = await export_bytes(session, unit, shown, day, fmt)
+                _, render = await export_bytes(session, unit, shown, day, fmt, context.services.config.bot.tz)
                 filename = export_filename(unit, shown, fmt)
                 caption = tr("export.caption.term" if shown.is_term else "export.caption.year", unit=esc(unit.name),
                              code=esc(unit.code), period=shown.label(), date=tr.date(day))

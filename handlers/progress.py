@@ -21,6 +21,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from handlers.context import BotContext, Feature
 from core.i18n import Translator
 from handlers.common import answer, cached_person, esc, today, translator, unit_progress_line
+from handlers.reports import progress_button
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
 from models.calendar import TermStart, week_start
@@ -247,6 +248,8 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
         tools.append(InlineKeyboardButton(tr("progress.button_xlsx"), callback_data=button_data("xlsx", unit, shown)))
         tools.append(InlineKeyboardButton(tr("progress.button_csv"), callback_data=button_data("csv", unit, shown)))
     buttons.append(tools)
+    if overseer:
+        buttons.append([progress_button(tr, unit)])  # its reports, to open and correct (handlers/reports.py)
     if parent is not None and scope.may_oversee(parent):
         buttons.append([InlineKeyboardButton(tr("progress.button_up", unit=parent.name[:40]),
                                              callback_data=button_data("u", parent, shown))])

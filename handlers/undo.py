@@ -1,7 +1,8 @@
 """/undo: show one's own most recent report with ✅ / ❌; only ✅ withdraws it (within the configured window).
 
 The ✅ button names the admission by id (`undo:withdraw:<id>`), so a late or repeated tap acts on
-that report and no other; the withdrawal is checked again and done in the tap's one transaction.
+that report and no other; the withdrawal is checked again (a closed period included) and done, with
+its audit entry, in the tap's one transaction.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from handlers.context import BotContext, Feature
 from handlers.common import answer, current_person, esc, reply, translator
-from models.admissions import latest_report, withdraw_report
+from models.admissions import UndoOutcome, latest_report, withdraw_report
 from models.entities import Admission, Role
+from models.locks import closed_for
 from models.units import unit_by_id
 from models.updates import mark_processed
 
@@ -73,7 +75,12 @@ async def withdraw(update: Update, context: BotContext) -> None:
         await mark_processed(session, [update.update_id], services.clock.now())
         cell = await unit_by_id(session, admission.unit_id) if admission else None
         name = admission.full_name if admission else ""
-    await _show(query, tr(f"undo.{outcome.value}", name=esc(name), cell=esc(cell.name if cell else ""), hours=hours))
+        closed = await closed_for(session, cell) if outcome == UndoOutcome.CLOSED and cell is not None else None
+    if closed is not None:  # the period is closed: up to when, and whom to ask (the catalog of /reports)
+        text = tr("reports.refused.closed", date=tr.date(closed.until), unit=esc(closed.locked_unit.name))
+    else:
+        text = tr(f"undo.{outcome.value}", name=esc(name), cell=esc(cell.name if cell else ""), hours=hours)
+    await _show(query, text)
     await answer(query)
 
 

@@ -10,7 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.entities import Admission, AdmissionSource, Person, Sex, Unit
+from models.audit import Action, record
+from models.entities import Admission, AdmissionSource, AuditChannel, Person, Sex, Unit
+from models.locks import PeriodClosed, ensure_open
 from models.people import Scope
 from models.values import is_minority, name_key
 
@@ -27,6 +29,9 @@ class AdmissionDraft:
     ethnicity: str | None = None
     decision_no: str | None = None
     youth_union: bool | None = None
+
+
+SUBJECT = "admission"  # the audit trail's name for an admission
 
 
 class NotAllowed(Exception):
@@ -66,6 +71,8 @@ async def record_admission(
         if existing is None:
             raise
         return existing, False
+    record(session, at=now, channel=AuditChannel.CHAT, action=Action.CREATE, subject=SUBJECT, person=person,
+           subject_id=admission.id, unit=unit)
     return admission, True
 
 
@@ -112,6 +119,7 @@ class UndoOutcome(enum.StrEnum):
     TOO_LATE = "too_late"
     ALREADY = "already"
     NOT_ALLOWED = "not_allowed"
+    CLOSED = "closed"
 
 
 async def latest_report(session: AsyncSession, person: Person) -> Admission | None:
@@ -128,10 +136,12 @@ async def withdraw_report(
     session: AsyncSession, person: Person, admission_id: int, now: datetime, window: timedelta
 ) -> tuple[UndoOutcome, Admission | None]:
     """Withdraw this admission if it is the person's own report, for a unit they still report for,
-    younger than `window` and not withdrawn yet; checked and done in the caller's transaction.
+    younger than `window`, not in a closed period (below admin) and not withdrawn yet; checked and
+    done in the caller's transaction, with its audit entry.
 
     The UPDATE repeats "not withdrawn" in its WHERE, so of two concurrent ✅ only one withdraws.
-    NOT_ALLOWED comes without the admission: its name is not the person's to see."""
+    NOT_ALLOWED comes without the admission: its name is not the person's to see. CLOSED: the
+    caller reads the lock with models.locks.closed_for."""
     admission = await session.get(Admission, admission_id)
     if admission is None or admission.reported_by_id != person.id:
         return UndoOutcome.NOT_ALLOWED, None
@@ -142,6 +152,10 @@ async def withdraw_report(
         return UndoOutcome.ALREADY, admission
     if now - admission.reported_at > window:
         return UndoOutcome.TOO_LATE, admission
+    try:
+        await ensure_open(session, unit, admission.admitted_on, Scope(person))
+    except PeriodClosed:
+        return UndoOutcome.CLOSED, admission
     result = await session.execute(
         update(Admission)
         .where(Admission.id == admission_id, Admission.withdrawn_at.is_(None))
@@ -150,4 +164,6 @@ async def withdraw_report(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return UndoOutcome.ALREADY, admission
+    record(session, at=now, channel=AuditChannel.CHAT, action=Action.WITHDRAW, subject=SUBJECT, person=person,
+           subject_id=admission.id, unit=unit)  # /undo: within its window, no reason asked
     return UndoOutcome.WITHDRAWN, admission

@@ -1,11 +1,14 @@
-"""Progress exports: an XLSX workbook (summary + admissions) or a CSV summary, numbers kept as numbers."""
+"""Progress exports: an XLSX workbook (summary + admissions + audit) or a CSV summary, numbers kept as numbers.
+
+The audit rows (models.audit entries of the subtree within the period) are also what the command
+line's `audit` prints as CSV (audit_rows, AUDIT_COLUMNS)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from core.collation import vietnamese_key
@@ -30,6 +33,12 @@ ADMISSION_HEADERS = (
 )
 TARGET_HEADER = {False: "Kế hoạch năm", True: "Chỉ tiêu nhiệm kỳ"}
 SUMMARY_SHEET = "Tổng hợp"
+AUDIT_SHEET = "audit"
+# The audit's columns: the command line's CSV header, and the sheet's in Vietnamese, in the same order.
+AUDIT_COLUMNS = ("at", "person", "channel", "action", "subject", "subject_id", "unit_code", "field", "old", "new",
+                 "reason")
+AUDIT_HEADERS = ("Thời điểm", "Người thực hiện", "Kênh", "Thao tác", "Đối tượng", "Mã đối tượng", "Mã đơn vị",
+                 "Trường", "Giá trị cũ", "Giá trị mới", "Lý do")
 
 
 def summary_headers(is_term: bool) -> tuple[str, ...]:
@@ -63,8 +72,9 @@ def admission_rows(admissions: Sequence[Any], sexes: dict[str, str], yes: str, n
 
 
 def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]],
-               headers: Sequence[str] = SUMMARY_HEADERS) -> bytes:
-    """Return an XLSX workbook: the summary sheet (title row, headers, rows) and the admissions sheet."""
+               headers: Sequence[str] = SUMMARY_HEADERS, audit: list[list[Any]] | None = None) -> bytes:
+    """Return an XLSX workbook: the summary sheet (title row, headers, rows), the admissions sheet and,
+    when given, the audit sheet."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
@@ -95,6 +105,13 @@ def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]
         cell.number_format = "DD/MM/YYYY"
     _style_table(listing, header_row=1, widths=(14, 30, 26, 9, 9, 12, 10, 10, 14, 13), font=Font, align=Alignment,
                  letter=get_column_letter)
+    if audit is not None:
+        trail = workbook.create_sheet(AUDIT_SHEET)
+        trail.append(list(AUDIT_HEADERS))
+        for row in audit:
+            trail.append(row)
+        _style_table(trail, header_row=1, widths=(19, 22, 8, 10, 11, 10, 12, 13, 22, 22, 40), font=Font,
+                     align=Alignment, letter=get_column_letter)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -130,11 +147,48 @@ def export_title(unit_name: str, unit_code: str, period_label: str, is_term: boo
     return f"Tiến độ kết nạp đảng viên — {unit_name} ({unit_code}) — {kind} {period_label} — đến ngày {day:%d/%m/%Y}"
 
 
+async def audit_rows(session: AsyncSession, unit: Unit, since: datetime | None = None,
+                     until: datetime | None = None, tz: tzinfo = UTC) -> list[list[Any]]:
+    """Return the audit entries of the subtree (AUDIT_COLUMNS), oldest first, times in `tz` without seconds' fraction."""
+    from sqlalchemy import select
+
+    from models.audit import entries_within
+    from models.entities import Person
+    from models.entities import Unit as UnitRow
+
+    entries = await entries_within(session, unit, since, until)
+    people_ids = {e.person_id for e in entries if e.person_id is not None}
+    unit_ids = {e.unit_id for e in entries if e.unit_id is not None}
+    names = dict((await session.execute(select(Person.id, Person.display_name).where(Person.id.in_(people_ids)))).all()
+                 ) if people_ids else {}
+    codes = dict((await session.execute(select(UnitRow.id, UnitRow.code).where(UnitRow.id.in_(unit_ids)))).all()
+                 ) if unit_ids else {}
+    return [[e.at.astimezone(tz).replace(microsecond=0, tzinfo=None).isoformat(sep=" "),
+             names.get(e.person_id, "") if e.person_id is not None else "", str(e.channel.value), e.action, e.subject,
+             e.subject_id, codes.get(e.unit_id, "") if e.unit_id is not None else "", e.field or "",
+             e.old_value or "", e.new_value or "", e.reason or ""] for e in entries]
+
+
+def audit_csv(rows: list[list[Any]]) -> str:
+    """Return the audit rows as CSV text with the AUDIT_COLUMNS header (the command line's `audit`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(AUDIT_COLUMNS)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return buffer.getvalue()
+
+
+def day_start(day: date, tz: tzinfo) -> datetime:
+    """Return the first moment of `day` in `tz`."""
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
 async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: date,
-                       fmt: str) -> tuple[str, Callable[[], bytes]]:
+                       fmt: str, tz: tzinfo = UTC) -> tuple[str, Callable[[], bytes]]:
     """Gather the rows inside the caller's transaction; return (the file's title, a function rendering the file).
 
-    The rendering is CPU work without the database: run it in a thread (asyncio.to_thread).
+    The rendering is CPU work without the database: run it in a thread (asyncio.to_thread). The
+    XLSX holds the audit sheet: the subtree's entries made during the period's days (in `tz`).
     """
     from models.periods import Period
     from models.progress import admissions_in, subtree_progress
@@ -145,4 +199,6 @@ async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: d
     if fmt == "csv":
         return title, lambda: build_csv(summary, headers)
     listing = admission_rows(await admissions_in(session, unit, period), SEX_NAMES, YES, NO)
-    return title, lambda: build_xlsx(title, summary, listing, headers)
+    audit = await audit_rows(session, unit, day_start(period.first_day, tz),
+                             day_start(period.last_day + timedelta(days=1), tz), tz)
+    return title, lambda: build_xlsx(title, summary, listing, headers, audit)

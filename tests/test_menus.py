@@ -12,8 +12,8 @@ from pathlib import Path
 from models.entities import Role
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away"}
-COMMITTEE = {"start", "help", "progress", "chart", "export"}
+SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away", "reports"}
+COMMITTEE = {"start", "help", "progress", "chart", "export", "reports"}
 ADMIN = COMMITTEE | {"invite", "people", "template", "lock", "unlock"}
 ROOT_ADMIN = ADMIN | {"schedule"}
 
