@@ -13,6 +13,7 @@ from sqlalchemy import String, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.admissions import folded_person_key
 from models.entities import Admission, AdmissionSource, Unit
 from models.importing.csvfile import CHUNK_ROWS, CsvStream, ImportCounts, ImportProblems, Problem, _normal
 from models.revision import note_domain_write
@@ -237,7 +238,7 @@ async def _unit_places(session: AsyncSession, codes: Iterable[str]) -> dict[str,
 
 
 async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, bool]],
-                       first_line: dict[_Key, int]) -> set[_Key]:
+                       first_line: dict[_Key, int], db: _DriverValues) -> set[_Key]:
     """Return the keys of the file's rows that match a counted admission already stored.
 
     Reads the counted admissions of the units that have any (one query per HISTORY_UNITS units,
@@ -245,6 +246,9 @@ async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, 
     per row of the file. Dates are read as the ISO text both databases give for them (str of a
     date is its ISO form)."""
     code_of = {unit_id: code for code, (unit_id, _, history) in places.items() if history}
+    # The database holds HMACs of the person keys (models.base.NameKey): compare the file's the same way.
+    hashed = {(code, db("name_key", folded_person_key(name, year)), year, day): (code, name, year, day)
+              for code, name, year, day in first_line if places.get(code, (0, "", False))[2]}
     ids = sorted(code_of)
     connection = await session.connection()
     found: set[_Key] = set()
@@ -255,9 +259,9 @@ async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, 
             .where(Admission.unit_id.in_(ids[start:start + HISTORY_UNITS]), Admission.withdrawn_at.is_(None))
         )
         for unit_id, key, year, day in await connection.execute(query):
-            stored = (code_of[unit_id], key, year, str(day))
-            if stored in first_line:
-                found.add(stored)
+            match = hashed.get((code_of[unit_id], key, year, str(day)))
+            if match is not None:
+                found.add(match)
     return found
 
 
@@ -335,7 +339,7 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
         # A row's unit problem comes first among its problems, its duplicate last (a stable sort).
         raise ImportProblems([*unknown, *parsed.problems, *duplicates])
 
-    stored = await _stored_keys(session, places, parsed.first_line) if any(p[2] for p in places.values()) else set()
+    stored = await _stored_keys(session, places, parsed.first_line, db) if any(p[2] for p in places.values()) else set()
     parsed.first_line.clear()  # memory back before inserting
     source, reported_at = db("source", AdmissionSource.IMPORT), db("reported_at", now)
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -355,9 +359,10 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
             rebuilt = await _drop_indexes(connection, new) if dialect.name == "sqlite" else []
             rows = parsed.rows
             for start in range(0, len(rows), INSERT_ROWS):
+                # Names and ethnicities sealed row by row (a fresh nonce each), name keys as HMACs.
                 batch = [
-                    (place[0], place[1], full_name, key[1], key[2], sex, ethnicity, minority, decision, admitted,
-                     source, reported_at)
+                    (place[0], place[1], db("full_name", full_name), db("name_key", folded_person_key(key[1], key[2])),
+                     key[2], sex, db("ethnicity", ethnicity), minority, decision, admitted, source, reported_at)
                     for key, full_name, sex, ethnicity, minority, decision, admitted in rows[start:start + INSERT_ROWS]
                     if not ((place := places[key[0]])[2] and key in stored)
                 ]
