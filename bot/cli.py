@@ -247,6 +247,7 @@ async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
     """Write the progress export of a unit's subtree: XLSX, or CSV when the file name ends in .csv."""
+    from models.entities import AuditChannel
     from models.periods import Period
     from models.progress import stored_period
     from models.units import unit_by_code
@@ -264,7 +265,7 @@ async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
         if unit is None:
             raise CliError(cli.t("unknown_unit", code=args.unit))
         period = await stored_period(session, unit, asked)  # a term keeps the days its target was set with
-        _, render = await export_bytes(session, unit, period, day, fmt)
+        _, render = await export_bytes(session, unit, period, day, fmt, at=cli.clock.now(), channel=AuditChannel.CLI)
         return unit, period, render
 
     unit, period, render = await in_transaction(cli, work)
@@ -273,6 +274,7 @@ async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(cli.t("file_unwritable", path=args.out, error=exc.strerror or exc)) from None
     cli.out(cli.t("export_done", path=args.out, name=unit.name, code=unit.code, period=period.label()))
+    cli.out(cli.texts.get("security.export_personal_data", cli.lang))
     return 0
 
 
