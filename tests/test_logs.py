@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from datetime import date
 
 from core.logs import PAYLOAD_LOGGERS, configure_logging
@@ -88,5 +89,6 @@ async def test_every_flow_at_debug_logs_no_token_name_or_typed_text(harness) -> 
     assert "DEBUG" in logs or "INFO" in logs  # the capture works: something was logged
     secrets = [TOKEN, TOKEN.split(":")[1], *codes, *NAMES, "Lo Thi Hoa", "125-QĐ/ĐU", "126-QĐ/ĐU",
                *[t for t in typed if not t.startswith("/") or " " in t]]
-    leaked = [s for s in secrets if s in logs]
+    # Matched whole (not inside a longer number): a typed "1998" must not be found in a timestamp's digits.
+    leaked = [s for s in secrets if re.search(rf"(?<!\d){re.escape(s)}(?!\d)", logs)]
     assert leaked == [], f"in the logs: {leaked}"

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from bot.cli import main as cli_main
 from core.i18n import Texts
 from models.audit import Action
-from models.crypto import KEY_ENV, KeyProblem, keys_from_environment, new_secret_text
+from models.crypto import KEY_ENV, KeyProblem, Keys, keys_from_environment, new_secret_text
 from models.entities import AuditEntry, Role
 from reports.exports import as_text
 from tests.harness import BotHarness, add_history
@@ -279,3 +279,28 @@ async def test_start_brute_force_five_wrong_codes_then_a_polite_wait_across_rest
     other = 4343  # the limit is per person
     bot.api.add_user(other, "Người khác")
     assert "Mã mời không đúng" in (await bot.say(other, "/start WRONGCODEzzxxxxxxxxxxxxx"))[-1]["text"]
+
+
+def test_keys_are_derived_apart_and_a_changed_value_never_opens() -> None:
+    keys = Keys.from_text(new_secret_text())
+    assert keys.encryption != keys.hashing and len(keys.encryption) == len(keys.hashing) == 32
+    sealed = keys.encrypt(NAME)
+    assert sealed != keys.encrypt(NAME) and keys.decrypt(sealed) == NAME  # a fresh nonce each time
+    flipped = sealed[:-3] + ("A" if sealed[-3] != "A" else "B") + sealed[-2:]
+    for bad in (flipped, NAME, "e1:", "e1:%%%"):
+        with pytest.raises(KeyProblem):
+            keys.decrypt(bad)
+    with pytest.raises(KeyProblem):
+        Keys.from_text(new_secret_text()).decrypt(sealed)
+    assert "Keys(<hidden>)" == repr(keys)
+    with pytest.raises(KeyProblem):
+        Keys.from_text("c2hvcnQ=")  # 5 bytes, not 32
+
+
+def test_the_security_section_is_read_and_checked(tmp_path) -> None:
+    from core.config import ConfigError, parse_config
+
+    assert parse_config({"security": {"key_file": "k/x.key"}}, environ={}).security.key_file == Path("k/x.key")
+    assert parse_config({}, environ={}).security.key_file == Path("data/secret.key")
+    with pytest.raises(ConfigError, match="security.key"):
+        parse_config({"security": {"key": "x"}}, environ={})
