@@ -304,3 +304,36 @@ def test_the_security_section_is_read_and_checked(tmp_path) -> None:
     assert parse_config({}, environ={}).security.key_file == Path("data/secret.key")
     with pytest.raises(ConfigError, match="security.key"):
         parse_config({"security": {"key": "x"}}, environ={})
+
+
+async def test_postgresql_backup_with_pg_dump_restores_into_an_empty_database(reported, tmp_path, capsys) -> None:
+    import shutil
+    import uuid
+
+    import psycopg
+
+    bot = reported
+    url = bot.config.database.url
+    if not url.startswith("postgresql") or shutil.which("pg_dump") is None:
+        pytest.skip("PostgreSQL with pg_dump installed")
+    config = _config_file(tmp_path, url, tmp_path / "unused.key")
+    backup = tmp_path / "backup.dump"
+    assert await asyncio.to_thread(cli_main, ["--config", str(config), "backup", str(backup)]) == 0  # bot running
+    assert NAME.encode() not in backup.read_bytes()
+    name = f"restored_{uuid.uuid4().hex[:8]}"
+    server = url.rsplit("/", 1)[0]
+    with psycopg.connect(server + "/test", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        (tmp_path / "other").mkdir()
+        other = _config_file(tmp_path / "other", f"{server}/{name}", tmp_path / "unused.key")
+        assert await asyncio.to_thread(cli_main, ["--config", str(other), "restore", str(backup)]) == 0
+        out = [tmp_path / "a.csv", tmp_path / "b.csv"]
+        for cfg, path in zip((config, other), out):
+            assert await asyncio.to_thread(cli_main, ["--config", str(cfg), "export", "--unit", "PN",
+                                                      "--out", str(path)]) == 0
+        assert out[0].read_bytes() == out[1].read_bytes() and b"1" in out[1].read_bytes()
+        assert await asyncio.to_thread(cli_main, ["--config", str(other), "restore", str(backup)]) == 1  # holds data
+    finally:
+        with psycopg.connect(server + "/test", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
