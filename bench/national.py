@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from core.config import BotSettings
 from models import Base
 from models.calendar import TermStart
+from models.admissions import person_key
+from models.crypto import KEY_ENV, Keys, keys_from_environment
 from models.db import create_sync_engine_for
 from models.periods import Period
 
@@ -84,8 +86,10 @@ def build_targets(units: list[tuple], levels: dict[str, list[int]], rng: random.
     return rows
 
 
-def admissions(count: int, units: list[tuple], levels: dict[str, list[int]], rng: random.Random) -> Iterator[tuple]:
-    """Yield admission rows in the column order of ADMISSION_COLUMNS."""
+def admissions(count: int, units: list[tuple], levels: dict[str, list[int]], rng: random.Random,
+               keys: Keys) -> Iterator[tuple]:
+    """Yield admission rows in the column order of ADMISSION_COLUMNS, names and ethnicities sealed
+    and name keys hashed as the bot stores them (models.crypto)."""
     path_of = {row[0]: row[5] for row in units}
     cells, committees = levels["cell"], levels["committee"]
     span = (LAST_DAY - FIRST_DAY).days + 1
@@ -96,8 +100,9 @@ def admissions(count: int, units: list[tuple], levels: dict[str, list[int]], rng
         ethnicity, minority = rng.choice(ETHNICITIES)
         name = f"{rng.choice(SURNAMES)} Văn {i}"
         youth = rng.random() < 0.4
-        yield (i, unit, path_of[unit], name, name.lower(), on.year - rng.randint(18, 45),
-               "female" if rng.random() < 0.45 else "male", ethnicity, minority, youth, f"{i}-QĐ/HU", on,
+        born = on.year - rng.randint(18, 45)
+        yield (i, unit, path_of[unit], keys.encrypt(name), keys.name_key(person_key(name, born)), born,
+               "female" if rng.random() < 0.45 else "male", keys.encrypt(ethnicity), minority, youth, f"{i}-QĐ/HU", on,
                "import", datetime(on.year, on.month, on.day, 9, tzinfo=timezone.utc),
                withdrawn if rng.random() < 0.01 else None)
 
@@ -177,11 +182,15 @@ def generate(url: str, scale: float = 1.0, count: int | None = None, seed: int =
     started = time.perf_counter()
     units, levels = build_units(scale)
     targets = build_targets(units, levels, rng, term_start)
-    engine = create_sync_engine_for(url)
+    keys = keys_from_environment()
+    if keys is None:
+        raise SystemExit(f"{KEY_ENV}: set it to the key the benchmark's database is sealed with "
+                         "(python -c 'from models.crypto import new_secret_text; print(new_secret_text())')")
+    engine = create_sync_engine_for(url, keys)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     engine.dispose()
-    rows = admissions(count if count is not None else int(ADMISSIONS * scale), units, levels, rng)
+    rows = admissions(count if count is not None else int(ADMISSIONS * scale), units, levels, rng, keys)
     if make_url(url).get_backend_name() == "sqlite":
         load_sqlite(make_url(url).database or "", units, targets, rows)
     else:

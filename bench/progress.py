@@ -19,7 +19,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
@@ -28,7 +28,7 @@ from core.clock import FixedClock
 from core.config import Config, DatabaseSettings, TelegramSettings
 from core.i18n import Texts
 from models.db import create_engine_for, session_factory
-from models.entities import Assignment, Person, Role, Unit
+from models.entities import Assignment, AuditChannel, Person, Role, Unit
 from models.periods import Period
 
 TOKEN = "123456789:" + "B" * 35
@@ -164,8 +164,9 @@ async def chart_and_export(url: str) -> dict[str, float]:
     sizes = {}
 
     async def export() -> None:
-        async with sessions() as session:
-            _, render = await export_bytes(session, district, Period.year(2026), DAY, "xlsx")
+        async with sessions.begin() as session:  # an export writes its audit entry
+            _, render = await export_bytes(session, district, Period.year(2026), DAY, "xlsx",
+                                           at=datetime.now(timezone.utc), channel=AuditChannel.CLI)
         content = render()
         sizes["bytes"] = len(content)
     figures["xlsx_district"] = await timed(export, 3, 1)

@@ -7,16 +7,18 @@ prints. Texts come from core/locales/<lang>/cli.toml. To add a command, write on
 Exit codes: 0 done, 1 bad input or nothing to do it with (nothing was changed), 2 configuration
 or usage error.
 
-Why one module of ≈ 530 lines: it is the whole command-line surface — the table of nine commands
+Why one module of ≈ 770 lines: it is the whole command-line surface — the table of twelve commands
 (COMMANDS) with their thin bodies and the shared steps they use (one transaction, reading a file,
 printing problems, both languages); each body calls into services/ or models/. Splitting it would
-scatter COMMANDS and those shared steps without shortening any of them.
+scatter COMMANDS and those shared steps without shortening any of them. (The key, rotate-key,
+backup and restore are one block, ≈ 230 lines: the first candidate to move out if it grows.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import os
 import sys
@@ -46,6 +48,7 @@ from models.importing import (
     record_import,
     xlsx_to_csv,
 )
+from models.crypto import KeyProblem, Keys
 
 DEFAULT_CONFIG = Path("config.toml")
 T = TypeVar("T")
@@ -124,12 +127,13 @@ def _sqlite_file_missing(url: str) -> bool:
 async def in_transaction(cli: Cli, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction on an initialised database (rolled back if it raises)."""
     from models.db import create_engine_for, session_factory
+    from models.keys import check_key
 
     url = cli.config.database.url
     not_ready = CliError(cli.t("db_not_initialised", url=cli.safe_url, config=cli.config_path))
     if _sqlite_file_missing(url):  # do not leave an empty file behind
         raise not_ready
-    engine = create_engine_for(url)
+    engine = create_engine_for(url, keys=configured_keys(cli))
     try:
         async with engine.connect() as conn:
             state = await conn.run_sync(_schema_state, url)
@@ -138,6 +142,7 @@ async def in_transaction(cli: Cli, work: Callable[[AsyncSession], Awaitable[T]])
         if state == "outdated":
             raise CliError(cli.t("db_outdated", url=cli.safe_url, config=cli.config_path))
         async with session_factory(engine).begin() as session:
+            await check_key(session)  # another key, or none: stop before any name is read
             return await work(session)
     except (OperationalError, DBAPIError) as exc:
         raise _db_error(cli, exc) from None
@@ -178,8 +183,9 @@ def cmd_init(cli: Cli, args: argparse.Namespace) -> int:
     from models.db import alembic_config, migrate
 
     url = cli.config.database.url
+    keys = ensure_key(cli)
     try:
-        migrate(url)
+        migrate(url, keys)
     except DBAPIError as exc:
         raise _db_error(cli, exc) from None
     head = ", ".join(ScriptDirectory.from_config(alembic_config(url)).get_heads())
@@ -337,7 +343,8 @@ async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
         if unit is None:
             raise CliError(cli.t("unknown_unit", code=args.unit))
         period = await stored_period(session, unit, asked)  # a term keeps the days its target was set with
-        _, render = await export_bytes(session, unit, period, day, fmt, cli.config.bot.tz)
+        _, render = await export_bytes(session, unit, period, day, fmt, cli.config.bot.tz, at=cli.clock.now(),
+                                       channel=AuditChannel.CLI)
         return unit, period, render
 
     unit, period, render = await in_transaction(cli, work)
@@ -346,6 +353,7 @@ async def cmd_export(cli: Cli, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(cli.t("file_unwritable", path=args.out, error=exc.strerror or exc)) from None
     cli.out(cli.t("export_done", path=args.out, name=unit.name, code=unit.code, period=period.label()))
+    cli.out(cli.texts.get("security.export_personal_data", cli.lang))
     return 0
 
 
@@ -537,6 +545,223 @@ def _remind_now_options(parser: argparse.ArgumentParser, t: Callable[[str], str]
                         help=t("arg.resend_uncertain"))
 
 
+# The key, its rotation, backups and restores (models/crypto.py, models/keys.py) ------------------
+#
+# The key lives outside the database and outside every backup: `[security] key_file` (made by
+# `init` with mode 0600 when neither it nor ADMISSIONS_BOT_KEY exists) or ADMISSIONS_BOT_KEY.
+# A backup is the database as stored, still sealed; a restore first checks that the current key
+# opens the backup's key check value, then replaces the database whole.
+
+
+def configured_keys(cli: Cli) -> Keys:
+    """Return the configured keys (ADMISSIONS_BOT_KEY, else the key file); KeyProblem when there are none."""
+    from models.crypto import load_keys
+
+    return load_keys(cli.config.security.key_file)
+
+
+def ensure_key(cli: Cli) -> Keys:
+    """Return the configured keys, first creating the key file (0600) when there is no key at all,
+    and then saying loudly, in both languages, to back it up apart from the database."""
+    from models.crypto import keys_from_environment, write_key_file
+
+    path = cli.config.security.key_file
+    if keys_from_environment() is None and not path.exists():
+        write_key_file(path)
+        cli.err(_both(cli, "security.key_created", path=path))
+    return configured_keys(cli)
+
+
+def _sync_engine_ready(cli: Cli, keys: Keys):  # type: ignore[no-untyped-def]
+    """Return a synchronous engine on the initialised, up-to-date database (CliError otherwise)."""
+    from models.db import create_sync_engine_for
+
+    url = cli.config.database.url
+    if _sqlite_file_missing(url):
+        raise CliError(cli.t("db_not_initialised", url=cli.safe_url, config=cli.config_path))
+    engine = create_sync_engine_for(url, keys)
+    with engine.connect() as conn:
+        state = _schema_state(conn, url)
+    if state != "ok":
+        engine.dispose()
+        key = "db_not_initialised" if state == "missing" else "db_outdated"
+        raise CliError(cli.t(key, url=cli.safe_url, config=cli.config_path))
+    return engine
+
+
+def cmd_rotate_key(cli: Cli, args: argparse.Namespace) -> int:
+    """Re-seal every personal value under the key in --new-key-file, in one transaction."""
+    from models.crypto import read_key_file, write_key_file
+    from models.keys import rotate
+
+    old = configured_keys(cli)
+    path: Path = args.new_key_file
+    if not path.exists():
+        write_key_file(path)
+        cli.err(_both(cli, "security.key_created", path=path))
+    new = read_key_file(path)
+    if new.encryption == old.encryption:
+        raise CliError(cli.texts.get("security.rotate_same", cli.lang))
+    engine = _sync_engine_ready(cli, old)
+    try:
+        with engine.begin() as conn:  # all or nothing: a failure leaves the old key in charge
+            rows = rotate(conn, old, new)
+    except DBAPIError as exc:
+        raise _db_error(cli, exc) from None
+    finally:
+        engine.dispose()
+    cli.out(_both(cli, "security.rotate_done", rows=format_number(rows, "vi"), path=path))
+    return 0
+
+
+def _rotate_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("--new-key-file", dest="new_key_file", type=Path, required=True, metavar="PATH",
+                        help=t("arg.new_key_file"))
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return Path(parsed.database or "").expanduser()
+
+
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """Return a libpq URL without its password, and the environment carrying it (never on argv)."""
+    parsed = make_url(url)
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = str(parsed.password)
+    return parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False), env
+
+
+def _pg_tool(cli: Cli, name: str) -> str:
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        raise CliError(cli.texts.get("security.backup_no_pg_dump", cli.lang))
+    return found
+
+
+def _run_tool(cli: Cli, argv: list[str], env: dict[str, str]) -> str:
+    import subprocess
+
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        raise CliError(cli.texts.get("security.backup_failed", cli.lang, error=first))
+    return done.stdout
+
+
+def cmd_backup(cli: Cli, args: argparse.Namespace) -> int:
+    """Write a consistent copy of the database to FILE while the bot may be running (still sealed)."""
+    import sqlite3
+
+    out: Path = args.backup_file
+    if out.exists():
+        raise CliError(cli.texts.get("security.backup_exists", cli.lang, path=out))
+    url = cli.config.database.url
+    source = _sqlite_path(url)
+    if source is not None:
+        if _sqlite_file_missing(url):
+            raise CliError(cli.t("db_not_initialised", url=cli.safe_url, config=cli.config_path))
+        partial = out.with_name(out.name + ".partial")
+        # SQLite's online backup API: a consistent snapshot even while the bot writes (WAL included).
+        with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(partial)) as dst:
+            src.backup(dst)
+        os.replace(partial, out)
+    else:
+        target, env = _libpq(url)
+        _run_tool(cli, [_pg_tool(cli, "pg_dump"), "--format=custom", "--no-owner", f"--file={out}", target], env)
+    cli.out(cli.texts.get("security.backup_done", cli.lang, url=cli.safe_url, path=out))
+    return 0
+
+
+def _backup_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("backup_file", type=Path, metavar="FILE", help=t("arg.backup_file"))
+
+
+def _backup_check(cli: Cli, backup: Path) -> str | None:
+    """Return the key check value stored in a backup file (None when none can be read)."""
+    import sqlite3
+
+    if _sqlite_path(cli.config.database.url) is not None:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{backup}?mode=ro", uri=True)) as conn:
+                row = conn.execute("SELECT value FROM key_check WHERE id = 1").fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        return row[0] if row else None
+    _, env = _libpq(cli.config.database.url)
+    try:
+        dump = _run_tool(cli, [_pg_tool(cli, "pg_restore"), "--data-only", "--table=key_check", "--file=-",
+                               str(backup)], env)
+    except CliError:
+        return None
+    lines = dump.splitlines()
+    for i, line in enumerate(lines):  # COPY public.key_check (id, value) FROM stdin;  then "1\te1:…"
+        if line.startswith("COPY ") and "key_check" in line and i + 1 < len(lines):
+            fields = lines[i + 1].split("\t")
+            return fields[1] if len(fields) == 2 and fields[0] == "1" else None
+    return None
+
+
+def _holds_data(cli: Cli) -> bool:
+    """Tell whether the configured database holds any unit, person, target or admission."""
+    from models.db import create_sync_engine_for
+
+    url = cli.config.database.url
+    if _sqlite_file_missing(url):
+        return False
+    engine = create_sync_engine_for(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(sa_inspect(conn).get_table_names())
+            return any(conn.exec_driver_sql(f"SELECT 1 FROM {name} LIMIT 1").first() is not None
+                       for name in ("unit", "person", "target", "admission") if name in tables)
+    finally:
+        engine.dispose()
+
+
+def cmd_restore(cli: Cli, args: argparse.Namespace) -> int:
+    """Replace the database with a backup: only when the current key opens it, and over data only with --force."""
+    import sqlite3
+
+    backup: Path = args.backup_file
+    if not backup.is_file():
+        raise CliError(cli.t("file_not_found", path=backup))
+    keys = configured_keys(cli)
+    check = _backup_check(cli, backup)
+    if check is None:
+        raise CliError(cli.texts.get("security.restore_unreadable", cli.lang, path=backup))
+    if not keys.opens(check):
+        raise CliError(_both(cli, "security.restore_wrong_key", path=backup))
+    if not args.force and _holds_data(cli):
+        raise CliError(cli.texts.get("security.restore_not_empty", cli.lang, url=cli.safe_url))
+    url = cli.config.database.url
+    target = _sqlite_path(url)
+    if target is not None:
+        from models.db import ensure_sqlite_folder
+
+        ensure_sqlite_folder(url)
+        # The backup API again, the other way: the database is replaced whole, in one step.
+        with contextlib.closing(sqlite3.connect(f"file:{backup}?mode=ro", uri=True)) as src, \
+                contextlib.closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+    else:
+        where, env = _libpq(url)
+        _run_tool(cli, [_pg_tool(cli, "pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
+                        f"--dbname={where}", str(backup)], env)
+    cli.out(cli.texts.get("security.restore_done", cli.lang, url=cli.safe_url, path=backup))
+    return 0
+
+
+def _restore_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) -> None:
+    parser.add_argument("backup_file", type=Path, metavar="FILE", help=t("arg.backup_file"))
+    parser.add_argument("--force", action="store_true", help=t("arg.force"))
+
+
 # The table of commands ------------------------------------------------------------------------
 
 Runner = Callable[[Cli, argparse.Namespace], "int | Awaitable[int]"]
@@ -567,6 +792,9 @@ COMMANDS: dict[str, Command] = {
     "run": Command(cmd_run, setup=lambda parser, t: _sandbox_options(parser, t)),
     "remind-now": Command(cmd_remind_now, setup=_remind_now_options),
     "sandbox": Command(cmd_sandbox, setup=_sandbox_options),
+    "rotate-key": Command(cmd_rotate_key, setup=_rotate_options),
+    "backup": Command(cmd_backup, setup=_backup_options),
+    "restore": Command(cmd_restore, setup=_restore_options),
 }
 
 # Locked periods (khóa sổ): `lock --unit CODE --until yyyy-mm-dd`, `unlock --unit CODE --reason TEXT`.
@@ -713,6 +941,9 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
     except CliError as exc:
         cli.err(exc.message)
         return exc.code
+    except KeyProblem as exc:  # no key, or not this database's: both languages, never the key itself
+        cli.err(_both(cli, f"security.key_{exc.reason}", detail=exc.detail or cli.config.security.key_file))
+        return 1
     except InvalidToken:  # never printed: the exception's text holds the token
         cli.err(_both(cli, "cli.token_rejected", config=cli.config_path))
         return 1

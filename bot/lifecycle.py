@@ -40,6 +40,7 @@ async def running(application: Application[Any, Any, Any, Any, Any, Any], *, pol
     services = services_of(application)
     poller: Poller | None = None
     async with contextlib.AsyncExitStack() as stack:
+        await services.db.check_key()  # another key, or none: stop before any name is read (models.keys)
         if poll:
             await stack.enter_async_context(_single_poller(services.db))
         await application.initialize()

@@ -37,6 +37,7 @@ from core.clock import Clock, ShiftedClock
 from core.config import Config, DatabaseSettings, TelegramSettings
 from localapi.demo import PEOPLE, UNITS, seed_demo
 from localapi.server import BotApiServer, BotApiState
+from models.crypto import Keys, load_keys
 from models.db import create_engine_for, create_sync_engine_for, migrate, session_factory
 from models.entities import Person
 from services.telegram import TelegramOutbox
@@ -69,15 +70,15 @@ class SandboxError(Exception):
         self.detail = detail
 
 
-def recreate_database(url: str) -> None:
-    """Drop everything in the database at `url` (a SQLite file is deleted) and migrate it afresh."""
+def recreate_database(url: str, keys: Keys | None = None) -> None:
+    """Drop everything in the database at `url` (a SQLite file is deleted) and migrate it afresh (sealed with `keys`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         base = Path(parsed.database).expanduser()
         for suffix in ("", "-wal", "-shm", "-journal"):
             base.with_name(base.name + suffix).unlink(missing_ok=True)
     else:
-        engine = create_sync_engine_for(url)
+        engine = create_sync_engine_for(url, keys)
         try:
             with engine.begin() as conn:
                 existing = MetaData()
@@ -85,7 +86,7 @@ def recreate_database(url: str) -> None:
                 existing.drop_all(conn)
         finally:
             engine.dispose()
-    migrate(url)
+    migrate(url, keys)
 
 
 def seed_moment(config: Config) -> datetime:
@@ -197,8 +198,9 @@ class Sandbox:
 
     async def _fresh_world(self) -> None:
         """Recreate the database with the demo world and the demo people's chats (emptied)."""
-        await asyncio.to_thread(recreate_database, self.database_url)
-        engine = create_engine_for(self.database_url)
+        keys = load_keys(self.config.security.key_file)  # the bot's own key, as Services.build reads it
+        await asyncio.to_thread(recreate_database, self.database_url, keys)
+        engine = create_engine_for(self.database_url, keys=keys)
         try:
             async with session_factory(engine).begin() as session:
                 await seed_demo(session, self.clock.today(self.config.bot.tz), self.clock.now(),

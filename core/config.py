@@ -79,6 +79,23 @@ class SandboxSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """The `[security]` section: where the key that seals personal data lives (models.crypto).
+
+    The environment variable ADMISSIONS_BOT_KEY, when set, wins over the file (as for the token)."""
+
+    key_file: Path = Path("data/secret.key")
+
+
+def _security(raw: dict[str, Any]) -> SecuritySettings:
+    section = _section(raw, "security", _names(SecuritySettings))
+    key_file = _str(section.get("key_file", str(SecuritySettings.key_file)), "security.key_file").strip()
+    if not key_file:
+        raise ConfigError("security.key_file: expected the path of the key file, e.g. \"data/secret.key\"")
+    return SecuritySettings(key_file=Path(key_file).expanduser())
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -87,6 +104,7 @@ class Config:
     bot: BotSettings = field(default_factory=BotSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     path: Path | None = None
 
     @property
@@ -183,7 +201,7 @@ def _names(cls: type) -> tuple[str, ...]:
 def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, path: Path | None = None) -> Config:
     """Build a validated Config from parsed TOML; `environ` may override secrets."""
     environ = dict(os.environ) if environ is None else environ
-    sections = ("telegram", "database", "bot", "reminders", "sandbox")
+    sections = ("telegram", "database", "bot", "reminders", "sandbox", "security")
     for name in raw:
         if name not in sections:
             raise ConfigError(f"[{name}]: unknown section (known: {', '.join(sections)})")
@@ -246,7 +264,8 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, pat
         port=_int(s.get("port", SandboxSettings.port), "sandbox.port", 1, 65535),
         database_url=_str(s.get("database_url", SandboxSettings.database_url), "sandbox.database_url"),
     )
-    return Config(telegram=telegram, database=database, bot=bot, reminders=reminders, sandbox=sandbox, path=path)
+    return Config(telegram=telegram, database=database, bot=bot, reminders=reminders, sandbox=sandbox,
+                  security=_security(raw), path=path)
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:

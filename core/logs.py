@@ -22,10 +22,26 @@ class RedactTokens(logging.Filter):
         return True
 
 
+# Libraries whose DEBUG records carry payloads: the Bot API parameters and answers (message texts,
+# names, invite codes), request URLs (the token), SQL (parameters are hidden, but not everywhere).
+PAYLOAD_LOGGERS = ("telegram", "httpx", "httpcore", "sqlalchemy", "aiosqlite", "apscheduler")
+
+
+class QuietPayloads(logging.Filter):
+    """Drop DEBUG records of PAYLOAD_LOGGERS, whatever level their loggers are set to: DEBUG is for
+    this project's own code, whose records never hold message text, names or tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO:
+            return True
+        return not any(record.name == name or record.name.startswith(name + ".") for name in PAYLOAD_LOGGERS)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log to stderr with timestamps; httpx (which logs URLs containing the token) only warns."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(QuietPayloads())
     handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -11,7 +11,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from handlers.context import BotContext, Feature
 from handlers.common import answer, cached_person, esc, today, translator
 from handlers.progress import button_pattern, parse_button, parse_period_argument, resolve_period
-from models.entities import Role, Unit
+from models.entities import AuditChannel, Role, Unit
 from models.people import Scope
 from models.periods import Period
 from models.units import unit_by_id
@@ -40,17 +40,21 @@ async def _send_export(update: Update, context: BotContext, unit_id: int | None,
     if unit_id is None:
         overseen = Scope(person).units(Role.COMMITTEE, Role.ADMIN)
         unit_id = overseen[0].id if overseen else None
-    async with context.services.db.reading() as session:
+    async with context.services.db.writing() as session:  # the export's audit entry is written with it
         unit = await unit_by_id(session, unit_id) if unit_id is not None else None
         if unit is not None and Scope(person).may_export(unit):
             shown = await resolve_period(session, unit, period, want_term, day)
             if shown is None:
                 refusal = "progress.no_term"
             else:
-                _, render = await export_bytes(session, unit, shown, day, fmt, context.services.config.bot.tz)
+                _, render = await export_bytes(session, unit, shown, day, fmt, context.services.config.bot.tz,
+                                               at=context.services.clock.now(), channel=AuditChannel.CHAT,
+                                               person=person)
                 filename = export_filename(unit, shown, fmt)
-                caption = tr("export.caption.term" if shown.is_term else "export.caption.year", unit=esc(unit.name),
-                             code=esc(unit.code), period=shown.label(), date=tr.date(day))
+                caption = "\n".join((
+                    tr("export.caption.term" if shown.is_term else "export.caption.year", unit=esc(unit.name),
+                       code=esc(unit.code), period=shown.label(), date=tr.date(day)),
+                    tr("security.export_personal_data")))
     if update.callback_query is not None:
         if render is None:
             await answer(update.callback_query, tr("progress.out_of_scope"), alert=True)

@@ -20,6 +20,7 @@ from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, Ty
 from core.i18n import Texts, Translator
 from handlers.context import ANYONE, BotContext, Feature, HelpTarget, is_for
 from handlers.common import answer, cached_person, current_person, esc, reply, translator
+from models.attempts import note_failed_start, start_wait
 from models.entities import Person, Role
 from models.people import InviteRejected, Scope, reactivate, redeem_invite
 
@@ -80,6 +81,8 @@ async def start(update: Update, context: BotContext) -> None:
         if not code:
             text = (help_text(context, person) if person and person.assignments
                     else translator(context, update)("registration.unregistered"))
+        elif (minutes := await start_wait(session, user.id, context.services.clock.now())) is not None:
+            text = translator(context, update, person)("security.start_wait", minutes=minutes)  # not even checked
         else:
             text, menu = await _register(context, update, session, code, person)
     await reply(update, context, text)
@@ -98,6 +101,7 @@ async def _register(context: BotContext, update: Update, session, code: str,  # 
                 session, code, user.id, user.full_name, translator(context, update).lang, context.services.clock.now()
             )
     except InviteRejected as rejected:
+        await note_failed_start(session, user.id, context.services.clock.now())  # brute force: models.attempts
         tr = translator(context, update, person)
         text = tr("registration.code_" + rejected.reason)
         return (text if person else text + "\n\n" + tr("registration.unregistered")), None

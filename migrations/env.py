@@ -33,7 +33,9 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     """Run the migrations in one transaction on a live connection."""
-    engine = create_sync_engine_for(context.config.get_main_option("sqlalchemy.url"))
+    # The keys come from models.db.alembic_config (or ADMISSIONS_BOT_KEY): migration 0012 needs them.
+    engine = create_sync_engine_for(context.config.get_main_option("sqlalchemy.url"),
+                                    keys=context.config.attributes.get("keys"))
     with engine.connect() as connection:
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True, render_item=render_item

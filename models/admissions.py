@@ -32,6 +32,15 @@ class AdmissionDraft:
 
 
 SUBJECT = "admission"  # the audit trail's name for an admission
+def person_key(full_name: str, birth_year: int) -> str:
+    """Return what identifies a person for duplicates: the name without diacritics and the birth year
+    (stored only as its HMAC: models.base.NameKey)."""
+    return folded_person_key(name_key(full_name), birth_year)
+
+
+def folded_person_key(folded_name: str, birth_year: int) -> str:
+    """Return person_key from a name already folded (models.values.name_key)."""
+    return f"{folded_name}\x1f{int(birth_year)}"
 
 
 class NotAllowed(Exception):
@@ -39,11 +48,11 @@ class NotAllowed(Exception):
 
 
 async def likely_duplicates(session: AsyncSession, full_name: str, birth_year: int) -> list[Admission]:
-    """Return counted admissions anywhere with the same name (diacritics aside) and birth year."""
+    """Return counted admissions anywhere with the same name (diacritics aside) and birth year (by HMAC)."""
     rows = await session.scalars(
         select(Admission)
         .where(
-            Admission.name_key == name_key(full_name),
+            Admission.name_key == person_key(full_name, birth_year),
             Admission.birth_year == birth_year,
             Admission.withdrawn_at.is_(None),
         )
@@ -91,7 +100,7 @@ def new_admission(
         unit_id=unit.id,
         unit_path=unit.path,
         full_name=draft.full_name,
-        name_key=name_key(draft.full_name),
+        name_key=person_key(draft.full_name, draft.birth_year),
         birth_year=draft.birth_year,
         sex=draft.sex,
         ethnicity=draft.ethnicity,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeEngine
+
+from models.crypto import keys_of
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -36,6 +39,56 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+class Encrypted(TypeDecorator[str]):
+    """Text stored sealed with AES-GCM under the engine's key (models.crypto), read back in clear.
+
+    The key comes from the dialect of the engine the value travels through (models.db attaches it
+    when the engine is made), so the same column works for every engine and nothing is global. Use
+    it for any personal text: `mapped_column(Encrypted(120))`. `length` is the longest plain text
+    accepted; the stored form is longer, so PostgreSQL gets TEXT, while SQLite (which never enforces
+    a declared length) keeps the VARCHAR(length) it had, so encrypting needs no table rebuild.
+    Such a column can only be compared in Python: SQL equality would compare random ciphertexts
+    (look people up by an HMAC key instead, models.crypto.Keys.name_key).
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, length: int | None = None) -> None:
+        super().__init__()
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[str]:
+        # Not dialect.type_descriptor(): psycopg's adaptation of Text would render VARCHAR.
+        return String(self.length) if self.length is not None and dialect.name == "sqlite" else Text()
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else keys_of(dialect).encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else keys_of(dialect).decrypt(value)
+
+
+class NameKey(TypeDecorator[str]):
+    """The "same person" key: given models.admissions.person_key(name, birth year), stores its
+    HMAC-SHA-256 under the engine's hashing key (hex, 64 characters).
+
+    The HMAC is taken where the value is bound, for an INSERT and for a WHERE alike, so
+    `Admission.name_key == person_key(name, year)` finds the stored twins through the index, and no
+    caller needs the key. A value read back is the stored HMAC; a new object keeps the plain
+    person key in memory until it is loaded again (it never reaches the database).
+    """
+
+    impl = String(120)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else keys_of(dialect).name_key(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return value
 
 
 # Materialised unit paths are compared byte-wise; PostgreSQL's default collation would ignore "/".

@@ -15,6 +15,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.crypto import Keys, attach, keys_from_environment
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -79,22 +81,28 @@ def _install_pragmas(engine: Engine, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> 
         event.listen(engine, "begin", _sqlite_begin)
 
 
-def create_engine_for(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: object) -> AsyncEngine:
-    """Create the async engine for `url` (SQLite gets WAL, foreign keys and a busy timeout)."""
+def create_engine_for(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, keys: Keys | None = None,
+                      **kwargs: object) -> AsyncEngine:
+    """Create the async engine for `url` (SQLite gets WAL, foreign keys and a busy timeout).
+
+    `keys` seal and open the personal columns (models.crypto); None takes them from
+    ADMISSIONS_BOT_KEY when it is set, else the engine has none and any personal column refuses."""
     ensure_sqlite_folder(url)
     kwargs.setdefault("hide_parameters", True)  # personal data never reaches logs or errors
     engine = create_async_engine(async_url(url), **kwargs)  # type: ignore[arg-type]
     _install_pragmas(engine.sync_engine, busy_timeout_ms)
+    attach(engine.sync_engine.dialect, keys or keys_from_environment())
     return engine
 
 
-def create_sync_engine_for(url: str) -> Engine:
-    """Create a synchronous engine for `url` (migrations, benchmarks)."""
+def create_sync_engine_for(url: str, keys: Keys | None = None) -> Engine:
+    """Create a synchronous engine for `url` (migrations, benchmarks); `keys` as for create_engine_for."""
     from sqlalchemy import create_engine
 
     ensure_sqlite_folder(url)
     engine = create_engine(sync_url(url), hide_parameters=True)
     _install_pragmas(engine)
+    attach(engine.dialect, keys or keys_from_environment())
     return engine
 
 
@@ -124,9 +132,10 @@ class Database:
     """
 
     def __init__(self, url: str, *, on_change: Callable[[], None] | None = None,
-                 on_write: Callable[[], None] | None = None, **engine_options: object) -> None:
+                 on_write: Callable[[], None] | None = None, keys: Keys | None = None,
+                 **engine_options: object) -> None:
         self.url = url
-        self.engine = create_engine_for(url, **engine_options)
+        self.engine = create_engine_for(url, keys=keys, **engine_options)
         self._sessions = session_factory(self.engine, on_change, on_write)
 
     @property
@@ -140,6 +149,13 @@ class Database:
         async with self._sessions() as session:
             await session.connection(execution_options={READ_ONLY: True})
             yield session
+
+    async def check_key(self) -> None:
+        """Raise models.crypto.KeyProblem unless this database's key opens its data (models.keys)."""
+        from models.keys import check_key
+
+        async with self.reading() as session:
+            await check_key(session)
 
     def writing(self) -> AbstractAsyncContextManager[AsyncSession]:
         """Open a session in one transaction: committed on success, rolled back on error."""
@@ -202,20 +218,24 @@ def is_busy(error: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
-    """Return an Alembic Config pointing at the project's migrations and `url`."""
+def alembic_config(url: str, keys: Keys | None = None):  # type: ignore[no-untyped-def]
+    """Return an Alembic Config pointing at the project's migrations and `url`.
+
+    The keys travel in `attributes["keys"]` (never in the ini options, which Alembic may print);
+    migrations/env.py gives them to its engine, and migration 0012 seals the data with them."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).render_as_string(hide_password=False))
     cfg.attributes["configure_logger"] = False
+    cfg.attributes["keys"] = keys
     return cfg
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, keys: Keys | None = None) -> None:
     """Create or upgrade the database at `url` to the newest schema (idempotent)."""
     from alembic import command
 
     ensure_sqlite_folder(url)
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url, keys), "head")

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, PathString
+from models.base import Base, Encrypted, NameKey, PathString
 
 if TYPE_CHECKING:
     from models.periods import Period
@@ -123,7 +123,7 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     telegram_id: Mapped[int] = mapped_column(unique=True)
-    display_name: Mapped[str] = mapped_column(String(128), default="")
+    display_name: Mapped[str] = mapped_column(Encrypted(128), default="")
     language: Mapped[str] = mapped_column(String(8), default="vi")
     registered_at: Mapped[datetime]
     # False once the person blocked the bot (Telegram answered 403); set back on their next message.
@@ -251,11 +251,12 @@ class Admission(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     # Copy of the unit's path so that subtree counts are one indexed range scan.
     unit_path: Mapped[str] = mapped_column(PathString)
-    full_name: Mapped[str] = mapped_column(String(120))
-    name_key: Mapped[str] = mapped_column(String(120))
+    full_name: Mapped[str] = mapped_column(Encrypted(120))
+    # HMAC-SHA-256 of the folded name and birth year (models.base.NameKey): "same person" without the name.
+    name_key: Mapped[str] = mapped_column(NameKey())
     birth_year: Mapped[int]
     sex: Mapped[Sex] = mapped_column(_enum(Sex))
-    ethnicity: Mapped[str | None] = mapped_column(String(60))
+    ethnicity: Mapped[str | None] = mapped_column(Encrypted(60))
     minority: Mapped[bool] = mapped_column(Boolean, default=False)
     youth_union: Mapped[bool | None] = mapped_column(Boolean)
     decision_no: Mapped[str | None] = mapped_column(String(60))
@@ -301,9 +302,10 @@ class AuditEntry(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
     unit_path: Mapped[str | None] = mapped_column(PathString)
     field: Mapped[str | None] = mapped_column(String(32))
-    old_value: Mapped[str | None] = mapped_column(Text)
-    new_value: Mapped[str | None] = mapped_column(Text)
-    reason: Mapped[str | None] = mapped_column(Text)
+    # Encrypted: old and new values and reasons hold names (models.keys.rotate re-encrypts them).
+    old_value: Mapped[str | None] = mapped_column(Encrypted())
+    new_value: Mapped[str | None] = mapped_column(Encrypted())
+    reason: Mapped[str | None] = mapped_column(Encrypted())
 
 
 # The database itself refuses to change the audit trail (create_all here; migration 0010 likewise).
@@ -356,7 +358,7 @@ class StoredState(Base):
 
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[str] = mapped_column(Text)
+    data: Mapped[str] = mapped_column(Encrypted())  # drafts hold names: sealed like them
 
 
 class DataRevision(Base):
@@ -373,3 +375,40 @@ DATA_REVISION_ROW = 1
 # The single row exists from the start: migration 0005 inserts it, and so does create_all.
 event.listen(DataRevision.__table__, "after_create",
              DDL(f"INSERT INTO data_revision (id, value) VALUES ({DATA_REVISION_ROW}, 0)"))
+
+
+class KeyCheck(Base):
+    """One row: a known token sealed with the database's key, so a start with another key (or none)
+    stops with a clear message instead of failing on the first name (models.keys.check_key)."""
+
+    __tablename__ = "key_check"
+    __table_args__ = {"info": {"bookkeeping": True}}
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[str] = mapped_column(Text)
+
+
+KEY_CHECK_ROW = 1
+
+
+@event.listens_for(KeyCheck.__table__, "after_create")
+def _first_key_check(target, connection, **_kw) -> None:  # type: ignore[no-untyped-def]
+    """create_all seals the check value with the engine's key when it has one (migration 0012 likewise)."""
+    from models.crypto import KeyProblem, keys_of
+
+    try:
+        keys = keys_of(connection.dialect)
+    except KeyProblem:
+        return  # no key yet: the first start says so
+    connection.execute(target.insert().values(id=KEY_CHECK_ROW, value=keys.check_value()))
+
+
+class StartAttempt(Base):
+    """A failed `/start CODE` by a Telegram user, kept one hour (handlers.registration limits them)."""
+
+    __tablename__ = "start_attempt"
+    __table_args__ = (Index("ix_start_attempt_user_at", "telegram_id", "at"), {"info": {"bookkeeping": True}})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int]
+    at: Mapped[datetime]

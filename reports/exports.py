@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from models.entities import Unit
+    from models.entities import AuditChannel, Person, Unit
     from models.periods import Period
 
 # The target column is "Kế hoạch năm" for a year and "Chỉ tiêu nhiệm kỳ" for a term (summary_headers).
@@ -45,6 +45,23 @@ def summary_headers(is_term: bool) -> tuple[str, ...]:
     """Return the summary's column headings: an annual plan is a "kế hoạch", a term's is a "chỉ tiêu"."""
     return tuple(TARGET_HEADER[is_term] if i == 4 else header for i, header in enumerate(SUMMARY_HEADERS))
 ADMISSIONS_SHEET = "Danh sách kết nạp"
+
+
+# OWASP's CSV-injection rule: a cell a spreadsheet would read as a formula or a command starts
+# with one of these; such text is written with a leading apostrophe so it stays text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_text(value: Any) -> Any:
+    """Return a text cell a spreadsheet shows as typed and never runs: "'" before = + - @ tab CR
+    (OWASP). Numbers and dates pass unchanged. Every text cell of every export goes through here."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _safe(row: Sequence[Any]) -> list[Any]:
+    return [as_text(value) for value in row]
 
 
 def summary_rows(progress: Sequence[Any], kinds: dict[str, str]) -> list[list[Any]]:
@@ -82,11 +99,11 @@ def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = SUMMARY_SHEET
-    sheet.append([title])
+    sheet.append([as_text(title)])
     sheet["A1"].font = Font(bold=True, size=13)
     sheet.append(list(headers))
     for row in summary:
-        sheet.append(row)
+        sheet.append(_safe(row))
     percent_column = SUMMARY_HEADERS.index("Tỷ lệ đạt (%)") + 1
     for (cell,) in sheet.iter_rows(min_row=3, min_col=percent_column, max_col=percent_column):
         cell.number_format = "0.0"
@@ -99,7 +116,7 @@ def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]
     listing = workbook.create_sheet(ADMISSIONS_SHEET)
     listing.append(list(ADMISSION_HEADERS))
     for row in admissions:
-        listing.append(row)
+        listing.append(_safe(row))
     date_column = ADMISSION_HEADERS.index("Ngày kết nạp") + 1
     for (cell,) in listing.iter_rows(min_row=2, min_col=date_column, max_col=date_column):
         cell.number_format = "DD/MM/YYYY"
@@ -109,7 +126,7 @@ def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]
         trail = workbook.create_sheet(AUDIT_SHEET)
         trail.append(list(AUDIT_HEADERS))
         for row in audit:
-            trail.append(row)
+            trail.append(_safe(row))
         _style_table(trail, header_row=1, widths=(19, 22, 8, 10, 11, 10, 12, 13, 22, 22, 40), font=Font,
                      align=Alignment, letter=get_column_letter)
     buffer = io.BytesIO()
@@ -132,7 +149,7 @@ def build_csv(summary: list[list[Any]], headers: Sequence[str] = SUMMARY_HEADERS
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(headers)
     for row in summary:
-        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, date) else v for v in row])
+        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, date) else as_text(v) for v in row])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 # The file is for the organisation department: its words are Vietnamese whatever the reader's language.
@@ -174,7 +191,7 @@ def audit_csv(rows: list[list[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(AUDIT_COLUMNS)
-    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    writer.writerows([as_text("" if v is None else v) for v in row] for row in rows)
     return buffer.getvalue()
 
 
@@ -183,15 +200,22 @@ def day_start(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=tz)
 
 
-async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: date,
-                       fmt: str, tz: tzinfo = UTC) -> tuple[str, Callable[[], bytes]]:
-    """Gather the rows inside the caller's transaction; return (the file's title, a function rendering the file).
+async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: date, fmt: str, tz: tzinfo = UTC, *,
+                       at: datetime, channel: AuditChannel, person: Person | None = None,
+                       ) -> tuple[str, Callable[[], bytes]]:
+    """Gather the rows inside the caller's (writing) transaction and record the export in the audit
+    trail there (who, the unit, the period and format, when, the channel): a file with names in
+    clear leaves the bot only with its entry. Return (the file's title, a function rendering it).
 
     The rendering is CPU work without the database: run it in a thread (asyncio.to_thread). The
     XLSX holds the audit sheet: the subtree's entries made during the period's days (in `tz`).
     """
+    from models.audit import Action, Change, record
     from models.periods import Period
     from models.progress import admissions_in, subtree_progress
+
+    record(session, at=at, channel=channel, action=Action.EXPORT, subject="export", person=person, unit=unit,
+           changes=[Change("period", None, f"{period.label()} {fmt}")])
 
     summary = summary_rows(await subtree_progress(session, unit, period, day), KIND_NAMES)
     title = export_title(unit.name, unit.code, period.label(), period.is_term, day)

@@ -15,6 +15,7 @@ from core.cache import FreshCache
 from core.clock import Clock
 from core.config import Config
 from core.i18n import Texts, Translator, language_of
+from models.crypto import load_keys
 from models.db import Database
 
 Sleep = Callable[[float], Awaitable[object]]
@@ -47,7 +48,8 @@ class Services:
     def build(cls, config: Config, *, clock: Clock | None = None, sleep: Sleep | None = None) -> Services:
         """Open the database of `config` (not connected until first use) with its cache and write counter."""
         cache, writes = FreshCache(), WriteCount()
-        db = Database(config.database.url, on_change=cache.forget, on_write=writes.add)
+        db = Database(config.database.url, on_change=cache.forget, on_write=writes.add,
+                      keys=load_keys(config.security.key_file))
         return cls(config=config, texts=Texts.load(config.bot.language), clock=clock or Clock(), db=db,
                    cache=cache, writes=writes, sleep=sleep or asyncio.sleep)
 

@@ -17,7 +17,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models import Base
+from models.crypto import KEY_ENV, new_secret_text
 from models.db import create_engine_for, create_sync_engine_for, session_factory
+
+# The key that seals personal data (models.crypto), for every engine, migration, bot and command-line
+# subprocess of the run: given as the environment variable, so no test has to pass it around.
+TEST_KEY = os.environ.setdefault(KEY_ENV, new_secret_text())
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 _pg_state: dict[str, str | None] = {}

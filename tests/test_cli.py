@@ -18,6 +18,7 @@ from core.config import load_config, parse_holidays
 from core.i18n import Texts
 from alembic.script import ScriptDirectory
 
+from models.crypto import keys_from_environment
 from models.db import alembic_config, create_sync_engine_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,10 +150,12 @@ def test_units_targets_admissions_end_to_end(run: Run) -> None:
     assert run.query("SELECT count(*) FROM admission") == [(0,)]
     summary = ok(run("import-admissions", run.file("adm.csv", good))).strip()
     assert summary == "Đảng viên kết nạp: 5 (5 mới, 0 đã có nên bỏ qua)"
-    sexes = dict(run.query("SELECT full_name, sex FROM admission"))
+    keys = keys_from_environment()  # names are sealed in the database (models.crypto)
+    stored = run.query("SELECT full_name, sex, admitted_on FROM admission")
+    sexes = {keys.decrypt(name): sex for name, sex, _ in stored}
     assert sexes == {"Lò Thị Hoa": "female", "Giàng A Páo": "male", "Lo Thi Mai": "female",
                      "Nguyễn Văn An": "male", "Trần Thị Bình": "female"}
-    admitted = run.query("SELECT admitted_on FROM admission WHERE full_name = 'Giàng A Páo'")[0][0]
+    admitted = next(day for name, _, day in stored if keys.decrypt(name) == "Giàng A Páo")
     assert admitted in (date(2024, 1, 10), "2024-01-10")
 
     # Re-import: rename a commune, move the combined cell to the other commune; admissions follow.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from localapi.server import BotApiServer
+from models.crypto import keys_from_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:" + "B" * 35
@@ -93,7 +94,7 @@ def test_half_filled_report_survives_kill_9(tmp_path: Path) -> None:
 
         with sqlite3.connect(tmp_path / "bot.db") as conn:
             rows = conn.execute("SELECT full_name, birth_year FROM admission WHERE withdrawn_at IS NULL").fetchall()
-        assert rows == [("Lò Thị Hoa", 1998)]
+        assert [(keys_from_environment().decrypt(name), year) for name, year in rows] == [("Lò Thị Hoa", 1998)]
         log = (tmp_path / "bot.log").read_text(encoding="utf-8", errors="replace")
         assert TOKEN not in log and "Lò Thị Hoa" not in log  # no token, no personal data in logs
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy import String, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.admissions import folded_person_key
 from models.entities import Admission, AdmissionSource, Unit
 from models.importing.csvfile import (
     CHUNK_ROWS,
@@ -251,7 +252,7 @@ async def _unit_places(session: AsyncSession, codes: Iterable[str]) -> dict[str,
 
 
 async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, bool]],
-                       first_line: dict[_Key, int]) -> set[_Key]:
+                       first_line: dict[_Key, int], db: _DriverValues) -> set[_Key]:
     """Return the keys of the file's rows that match a counted admission already stored.
 
     Reads the counted admissions of the units that have any (one query per HISTORY_UNITS units,
@@ -259,6 +260,9 @@ async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, 
     per row of the file. Dates are read as the ISO text both databases give for them (str of a
     date is its ISO form)."""
     code_of = {unit_id: code for code, (unit_id, _, history) in places.items() if history}
+    # The database holds HMACs of the person keys (models.base.NameKey): compare the file's the same way.
+    hashed = {(code, db("name_key", folded_person_key(name, year)), year, day): (code, name, year, day)
+              for code, name, year, day in first_line if places.get(code, (0, "", False))[2]}
     ids = sorted(code_of)
     connection = await session.connection()
     found: set[_Key] = set()
@@ -269,9 +273,9 @@ async def _stored_keys(session: AsyncSession, places: dict[str, tuple[int, str, 
             .where(Admission.unit_id.in_(ids[start:start + HISTORY_UNITS]), Admission.withdrawn_at.is_(None))
         )
         for unit_id, key, year, day in await connection.execute(query):
-            stored = (code_of[unit_id], key, year, str(day))
-            if stored in first_line:
-                found.add(stored)
+            match = hashed.get((code_of[unit_id], key, year, str(day)))
+            if match is not None:
+                found.add(match)
     return found
 
 
@@ -358,7 +362,7 @@ async def plan_admissions(session: AsyncSession, data: str | bytes, today: date,
     rows = [row for row in parsed.rows if row[0][0] in places]
     stored: set[_Key] = set()
     if rows and any(p[2] for p in places.values()):
-        stored = await _stored_keys(session, places, parsed.first_line)
+        stored = await _stored_keys(session, places, parsed.first_line, db)
     unchanged = sum(1 for row in rows if row[0] in stored)
 
     async def write() -> ImportCounts:
@@ -397,9 +401,10 @@ async def _insert(session: AsyncSession, dialect: Any, db: _DriverValues, rows: 
             new = len(rows) - len(stored)
             rebuilt = await _drop_indexes(connection, new) if dialect.name == "sqlite" else []
             for start in range(0, len(rows), INSERT_ROWS):
+                # Names and ethnicities sealed row by row (a fresh nonce each), name keys as HMACs.
                 batch = [
-                    (place[0], place[1], full_name, key[1], key[2], sex, ethnicity, minority, decision, admitted,
-                     source, reported_at)
+                    (place[0], place[1], db("full_name", full_name), db("name_key", folded_person_key(key[1], key[2])),
+                     key[2], sex, db("ethnicity", ethnicity), minority, decision, admitted, source, reported_at)
                     for key, full_name, sex, ethnicity, minority, decision, admitted in rows[start:start + INSERT_ROWS]
                     if not ((place := places[key[0]])[2] and key in stored)
                 ]

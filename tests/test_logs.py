@@ -1,0 +1,94 @@
+"""No token, name or typed text reaches the logs, with DEBUG on and every library's logger turned up."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from datetime import date
+
+from core.logs import PAYLOAD_LOGGERS, configure_logging
+from models.entities import Role
+from models.people import create_invite
+from models.units import unit_by_code
+from tests.harness import TOKEN, run_weekly
+
+SECRETARY, COMMITTEE = 1001, 2002
+NAMES = ("Hoàng Văn Páo", "Nông Thị Lan", "Lò Thị Hoa", "Giàng A Páo", "Tày", "Mông")
+
+
+def _turn_everything_up() -> tuple[io.StringIO, dict[str, int], list[logging.Handler], int]:
+    """Configure logging as `run` does, at DEBUG, and also set every library's logger to DEBUG."""
+    root = logging.getLogger()
+    saved = {name: logging.getLogger(name).level for name in (*PAYLOAD_LOGGERS, "sqlalchemy.engine")}
+    handlers, level = list(root.handlers), root.level
+    configure_logging(logging.DEBUG)
+    buffer = io.StringIO()
+    root.handlers[0].setStream(buffer)  # type: ignore[attr-defined]
+    for name in saved:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    return buffer, saved, handlers, level
+
+
+def _restore(saved: dict[str, int], handlers: list[logging.Handler], level: int) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in saved.items():
+        logging.getLogger(name).setLevel(old)
+
+
+async def test_every_flow_at_debug_logs_no_token_name_or_typed_text(harness) -> None:
+    bot = harness
+    buffer, saved, handlers, level = _turn_everything_up()
+    typed: list[str] = []
+
+    async def say(user: int, text: str) -> list[dict]:
+        typed.append(text)
+        return await bot.say(user, text)
+
+    try:
+        await bot.stop()
+        await bot.start()  # start-up logs too
+        codes = []
+        for user, name, unit, role in ((SECRETARY, NAMES[0], "NL", Role.SECRETARY),
+                                       (COMMITTEE, NAMES[1], "PN", Role.COMMITTEE)):
+            bot.api.add_user(user, name)
+            async with bot.sessions.begin() as session:
+                codes.append(await create_invite(session, await unit_by_code(session, unit), role, bot.clock.now(), 14))
+            assert "Chào mừng" in (await say(user, f"/start {codes[-1]}"))[-1]["text"]
+        await say(SECRETARY, "/start WRONGWRONGWRONGWRONG12")  # a wrong code
+        assert "Đã ghi nhận" in (await say(SECRETARY, "/checkin"))[0]["text"]  # the weekly check-in
+        # /report, guided.
+        await say(SECRETARY, "/report")
+        await say(SECRETARY, NAMES[2])
+        await say(SECRETARY, "1998")
+        await bot.tap(SECRETARY, "Nữ")
+        await bot.tap(SECRETARY, NAMES[4])
+        await say(SECRETARY, "15/05/2026")
+        await say(SECRETARY, "125-QĐ/ĐU")
+        await bot.tap(SECRETARY, "Có")
+        assert "Đã lưu" in (await bot.tap(SECRETARY, "✅"))[-1]["text"]
+        # /report on one line.
+        line = f"/report {NAMES[3]}, 1995, nam, 10/05/2026, {NAMES[5]}, 126-QĐ/ĐU"
+        typed.append(line)
+        assert "Đã lưu" in (await bot.report_one_line(SECRETARY, line))[-1]["text"]
+        # /progress, /export (XLSX and CSV), /undo, the reminder and the digest.
+        assert "2/90" in (await say(COMMITTEE, "/progress"))[-1]["text"]
+        await say(COMMITTEE, "/export")
+        await say(COMMITTEE, "/export csv")
+        await say(SECRETARY, "/undo")
+        assert "Đã rút lại" in (await bot.tap(SECRETARY, "✅ Rút lại"))[-1]["text"]
+        await run_weekly(bot.application, "reminder")
+        await run_weekly(bot.application, "digest", date(2026, 7, 6))
+        await bot.stop()
+        await bot.start()
+    finally:
+        _restore(saved, handlers, level)
+    logs = buffer.getvalue()
+    assert "DEBUG" in logs or "INFO" in logs  # the capture works: something was logged
+    secrets = [TOKEN, TOKEN.split(":")[1], *codes, *NAMES, "Lo Thi Hoa", "125-QĐ/ĐU", "126-QĐ/ĐU",
+               *[t for t in typed if not t.startswith("/") or " " in t]]
+    # Matched whole (not inside a longer number): a typed "1998" must not be found in a timestamp's digits.
+    leaked = [s for s in secrets if re.search(rf"(?<!\d){re.escape(s)}(?!\d)", logs)]
+    assert leaked == [], f"in the logs: {leaked}"
