@@ -402,14 +402,15 @@ async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:
     async with running(application, poll=False, jobs=False):
         summary = await run_weekly(application.services, TelegramOutbox(application.bot), args.kind, args.as_of,
                                    resend_uncertain=args.resend_uncertain)
-    kind = cli.texts.get(f"weekly.kind_{args.kind}", cli.lang)
+    catalog = "deadlines" if args.kind == "deadlines" else "weekly"  # deadlines: services.deadlines
+    kind = cli.texts.get(f"{catalog}.kind_{args.kind}", cli.lang)
     shown = {k: format_number(v, cli.lang) for k, v in vars(summary).items()
              if isinstance(v, int) and not isinstance(v, bool)}
     shown.pop("away", None)
     cli.out(cli.texts.get("weekly.cli_done", cli.lang, kind=kind, week=summary.week_start.strftime("%d/%m/%Y"),
                           **shown))
     if summary.nobody_reason:
-        cli.out(cli.texts.get(f"weekly.nobody_{summary.nobody_reason}", cli.lang))
+        cli.out(cli.texts.get(f"{catalog}.nobody_{summary.nobody_reason}", cli.lang))
     if summary.uncertain_names:
         cli.out(cli.texts.plural("weekly.cli_uncertain", summary.uncertain, cli.lang,
                                  count=format_number(summary.uncertain, cli.lang)))
@@ -427,7 +428,7 @@ def _remind_now_options(parser: argparse.ArgumentParser, t: Callable[[str], str]
         except ValueError:
             raise argparse.ArgumentTypeError(f"{value!r}: yyyy-mm-dd") from None
 
-    parser.add_argument("--kind", choices=("reminder", "digest"), default="reminder", help=t("arg.kind"))
+    parser.add_argument("--kind", choices=("reminder", "digest", "deadlines"), default="reminder", help=t("arg.kind"))
     parser.add_argument("--as-of", dest="as_of", type=day, default=None, metavar="YYYY-MM-DD", help=t("arg.as_of"))
     parser.add_argument("--resend-uncertain", dest="resend_uncertain", action="store_true",
                         help=t("arg.resend_uncertain"))

@@ -6,6 +6,7 @@ Built in the recipient's language from the domain's figures; the buttons are pla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,13 +50,15 @@ def _cell_line(tr: Translator, cell: CellStanding, year: int) -> str:
               expected=tr.number(cell.expected or 0))
 
 
-def reminder_messages(tr: Translator, person: DueSecretary, day: date) -> list[Message]:
+def reminder_messages(tr: Translator, person: DueSecretary, day: date, extra: Sequence[str] = ()) -> list[Message]:
     """Return the weekly reminder of a secretary whose cells have not reported in the week of `day`
-    (split between lines when a secretary of many cells would exceed a message; buttons on the last)."""
+    (split between lines when a secretary of many cells would exceed a message; buttons on the last);
+    `extra` lines (the deadlines, services.deadlines) go before the footer."""
     week = week_start(day)
     cells = sort_vietnamese(person.cells, key=lambda c: c.name)
     lines = [tr("weekly.reminder_header", week=week_label(tr, week)), tr("weekly.reminder_body")]
     lines.extend(_cell_line(tr, cell, day.year) for cell in cells)
+    lines.extend(extra)
     lines.append("")
     lines.append(tr("weekly.reminder_footer"))
     buttons = [(Button(tr("weekly.button_report"), "report:start"),)]
