@@ -196,11 +196,32 @@ def _importer(
 
 
 async def _admissions(cli: Cli, session: AsyncSession, data: bytes) -> ImportCounts:
+    from models.importing.admission_dates import import_admissions_with_dates  # optional ceremony_on,recognized_on
+
     now = cli.clock.now()
-    return await import_admissions(session, data, today=now.astimezone(cli.config.bot.tz).date(), now=now)
+    return await import_admissions_with_dates(session, data, today=now.astimezone(cli.config.bot.tz).date(), now=now)
 
 
-cmd_import_units = _importer("units_done", lambda cli, session, data: import_units(session, data))
+# The candidate pipeline and membership counts (models.importing.candidates, .members) ---------------
+
+
+async def _candidates(cli: Cli, session: AsyncSession, data: bytes) -> ImportCounts:
+    from models.importing.candidates import import_candidates
+
+    now = cli.clock.now()
+    return await import_candidates(session, data, today=now.astimezone(cli.config.bot.tz).date(), now=now)
+
+
+async def _members(cli: Cli, session: AsyncSession, data: bytes) -> ImportCounts:
+    from models.importing.members import import_members
+
+    return await import_members(session, data, today=cli.clock.now().astimezone(cli.config.bot.tz).date())
+
+
+cmd_import_candidates = _importer("imported.candidates_done", _candidates)
+cmd_import_members = _importer("imported.members_done", _members)
+cmd_import_units = _importer("units_done", lambda cli, session, data: import_units(
+    session, data, cli.clock.now().astimezone(cli.config.bot.tz).date()))
 cmd_import_targets = _importer("targets_done", lambda cli, session, data: import_targets(
     session, data, cli.config.bot.term_start))
 cmd_import_admissions = _importer("admissions_done", _admissions)
@@ -457,6 +478,8 @@ COMMANDS: dict[str, Command] = {
     "import-units": Command(cmd_import_units, ("file",)),
     "import-targets": Command(cmd_import_targets, ("file",)),
     "import-admissions": Command(cmd_import_admissions, ("file",)),
+    "import-candidates": Command(cmd_import_candidates, ("file",)),
+    "import-members": Command(cmd_import_members, ("file",)),
     "invite": Command(cmd_invite, ("unit_code", "role")),
     "export": Command(cmd_export, setup=_export_options),
     "run": Command(cmd_run, setup=lambda parser, t: _sandbox_options(parser, t)),

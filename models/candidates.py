@@ -36,7 +36,7 @@ from models.entities import (
 )
 from models.people import Scope
 from models.units import in_subtree
-from models.values import is_minority, name_key
+from models.values import fold, is_minority, name_key
 
 SUBJECT = "candidate"
 
@@ -230,3 +230,24 @@ async def forget_departed(session: AsyncSession, today: date, after_days: int) -
                           .execution_options(synchronize_session=False))
     result = await session.execute(delete(Candidate).where(*gone).execution_options(synchronize_session=False))
     return int(result.rowcount or 0)
+
+
+# Stages as people type them (import files, the one-line /candidate): keys, Vietnamese words, English.
+_STAGE_WORDS = {
+    Stage.NGUON: ("nguon", "tao nguon", "source"),
+    Stage.CAM_TINH: ("cam tinh", "cam tinh dang", "danh sach cam tinh", "candidate list"),
+    Stage.LOP: ("lop", "hoc lop", "lop boi duong", "lop cam tinh", "class"),
+    Stage.HO_SO: ("ho so", "don", "ly lich", "file"),
+    Stage.THAM_TRA: ("tham tra", "tham tra ly lich", "background check", "checked"),
+    Stage.CHI_BO: ("chi bo", "nghi quyet chi bo", "cell resolution"),
+    Stage.DANG_UY: ("dang uy", "nghi quyet dang uy", "committee resolution"),
+}
+_STAGE_BY_WORD = {word: stage for stage, words in _STAGE_WORDS.items() for word in words}
+
+
+def parse_stage(text: str) -> Stage:
+    """Parse a stage: its key (`cam_tinh`) or its words with or without diacritics ("cảm tình")."""
+    key = " ".join(fold((text or "").replace("_", " ")).split())
+    if key in _STAGE_BY_WORD:
+        return _STAGE_BY_WORD[key]
+    raise ValueError("not_stage")

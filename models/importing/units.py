@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,10 +20,11 @@ from models.importing.csvfile import (
     _text,
     read_table,
 )
+from models.importing.members import UNIT_MEMBER_COLUMNS, member_problems, set_unit_members
 from models.units import TreeError, UnitRow, load_units, stored_tree, tree_problems
 
 UNIT_COLUMNS = ("code", "name", "parent_code", "kind")
-UNIT_OPTIONAL = ("villages",)
+UNIT_OPTIONAL = ("villages", *UNIT_MEMBER_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -62,17 +64,18 @@ def parse_units(table: CsvTable) -> tuple[list[UnitRow], list[_Place], list[Prob
     return rows, places, problems
 
 
-async def import_units(session: AsyncSession, data: str | bytes) -> ImportCounts:
+async def import_units(session: AsyncSession, data: str | bytes, today: date | None = None) -> ImportCounts:
     """Create or update units by code from `code,name,parent_code,kind[,villages]`.
 
     Villages are separated by ";" (a combined cell has several); without a `villages` column the
     villages already stored are kept. A changed parent moves the unit with its admissions. The
     tree's rules (models.units.tree_problems) are checked with the other problems of each row.
+    Optional `members_full,members_probationary` set the units' membership as of `today`.
     """
     table = read_table(data, UNIT_COLUMNS, UNIT_OPTIONAL)
     rows, places, problems = parse_units(table)
     existing = {u.code: u for u in await session.scalars(select(Unit).options(selectinload(Unit.villages)))}
-    problems += tree_problems(places, stored_tree(existing.values()))
+    problems += tree_problems(places, stored_tree(existing.values())) + member_problems(table)
     if problems:
         raise ImportProblems(problems)
     if "villages" not in table.columns:
@@ -81,6 +84,7 @@ async def import_units(session: AsyncSession, data: str | bytes) -> ImportCounts
         created, updated = await load_units(session, rows)
     except TreeError as exc:  # not expected: the same rules were checked above
         raise ImportProblems(exc.problems) from None
+    await set_unit_members(session, table, today)
     return ImportCounts(total=len(rows), created=created, updated=updated)
 
 
