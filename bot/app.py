@@ -14,7 +14,7 @@ from telegram.ext import filters
 from bot.persistence import DatabasePersistence
 from core.clock import Clock
 from core.config import Config
-from handlers import chart, errors, export, progress, registration, report, undo, weekly
+from handlers import candidates, chart, errors, export, progress, registration, report, undo, weekly
 from handlers.common import answer, translator
 from handlers.context import BotContext, ChatApplication, Feature
 from models.people import registered_people
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 FEATURES: tuple[Feature, ...] = (
     registration.FEATURE, report.FEATURE, undo.FEATURE, progress.FEATURE, chart.FEATURE, export.FEATURE,
     weekly.FEATURE,
+    candidates.FEATURE,
 )
 GUARD_GROUP = -1  # runs first: unregistered people are stopped here
 FEATURE_GROUP = 0

@@ -167,13 +167,24 @@ async def link_admission(session: AsyncSession, candidate: Candidate, admission:
     _require(person, candidate.unit)
     if candidate.admission_id == admission.id:
         return  # the same ✅ again
-    if candidate.exit_reason is not None or candidate.admission_id is not None:
+    if candidate.admission_id is not None:
+        raise CandidateError("already_admitted")
+    if candidate.exit_reason is not None:
         raise CandidateError("not_in_pipeline")
     if admission.unit_id != candidate.unit_id:
         raise CandidateError("not_allowed")
     candidate.admission_id, candidate.updated_at = admission.id, now
     record(session, at=now, channel=AuditChannel.CHAT, action=Action.CORRECT, subject=SUBJECT, person=person,
            subject_id=candidate.id, unit=candidate.unit, changes=[Change("admission_id", None, str(admission.id))])
+
+
+async def link_candidate(session: AsyncSession, candidate_id: int, admission: Admission, person: Person,
+                         now: datetime) -> None:
+    """Link the admission a report saved to the candidate it was started from (handlers.report)."""
+    candidate = await candidate_in_scope(session, candidate_id, person, write=True)
+    if candidate is None:
+        raise CandidateError("not_allowed")
+    await link_admission(session, candidate, admission, person, now)
 
 
 def in_pipeline():  # type: ignore[no-untyped-def]

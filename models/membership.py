@@ -14,12 +14,14 @@ A unit never loaded counts from zero. Query functions take an open session and n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.entities import Admission, Unit
+from models.audit import Action, Change, record
+from models.entities import Admission, AuditChannel, Person, Unit
+from models.people import Scope
 from models.units import in_subtree
 
 NEVER = date(1900, 1, 1)  # the "as of" of a unit whose count was never loaded
@@ -76,3 +78,45 @@ async def set_membership(session: AsyncSession, unit: Unit, full: int, probation
     """Load `unit`'s own counts as of a day (what an import says); later admissions count on from it."""
     unit.members_full, unit.members_probationary, unit.members_as_of = full, probationary, as_of
     await session.flush()
+
+
+# After the decision: the dates an admission's card records ------------------------------------
+
+AFTER_DECISION = ("ceremony_on", "recognized_on", "removed_on")
+
+
+class DateRefused(ValueError):
+    """A date after the decision the rules refuse; args[0] is a catalog key (candidates.toml `error_…`)."""
+
+
+async def set_after_decision(session: AsyncSession, admission: Admission, field: str, day: date, today: date,
+                             person: Person, now: datetime) -> None:
+    """Record the ceremony, recognition or removal day of a counted admission (its cell's secretary,
+    a committee member or an admin above it); with its audit entry."""
+    unit = await session.get(Unit, admission.unit_id)
+    if field not in AFTER_DECISION or unit is None or not Scope(person).may_view(unit) \
+            or admission.withdrawn_at is not None:
+        raise DateRefused("not_allowed")
+    if day > today:
+        raise DateRefused("future_date")
+    if day < admission.admitted_on:
+        raise DateRefused("before_decision")
+    if field == "recognized_on" and (admission.ceremony_on is None or day <= admission.ceremony_on):
+        raise DateRefused("recognition_needs_ceremony")
+    if admission.removed_on is not None or (field != "removed_on" and admission.recognized_on is not None):
+        raise DateRefused("already_final")
+    old = getattr(admission, field)
+    setattr(admission, field, day)
+    record(session, at=now, channel=AuditChannel.CHAT, action=Action.CORRECT, subject="admission", person=person,
+           subject_id=admission.id, unit=unit,
+           changes=[Change(field, old.isoformat() if old else None, day.isoformat())])
+
+
+async def awaiting_after_decision(session: AsyncSession, unit: Unit, since: date) -> list[Admission]:
+    """Return the unit's counted admissions decided since `since` not yet recognised nor removed, oldest first."""
+    rows = await session.scalars(
+        select(Admission).where(Admission.unit_id == unit.id, Admission.withdrawn_at.is_(None),
+                                Admission.recognized_on.is_(None), Admission.removed_on.is_(None),
+                                Admission.admitted_on >= since)
+        .order_by(Admission.admitted_on, Admission.id))
+    return list(rows)

@@ -12,8 +12,9 @@ from pathlib import Path
 from models.entities import Role
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away"}
-COMMITTEE = {"start", "help", "progress", "chart", "export"}
+SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away", "candidates",
+             "candidate", "admissions"}
+COMMITTEE = {"start", "help", "progress", "chart", "export", "candidates"}
 ROOT_ADMIN = COMMITTEE | {"schedule"}
 
 
