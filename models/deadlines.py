@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.entities import Admission, DeadlineNotice
+from models.units import in_subtree
 from models.workdays import DeadlineRules, WorkCalendar, add_months, ceremony_due, probation_ends, recognition_due
 
 DEADLINES = "deadlines"  # the sent-log kind of a run of deadline reminders alone
@@ -79,25 +80,31 @@ def deadline_of(calendar: WorkCalendar, rules: DeadlineRules, warn: Warnings, to
 
 
 async def pending_notices(session: AsyncSession, today: date, calendar: WorkCalendar, rules: DeadlineRules,
-                          warn: Warnings, unit_ids: Iterable[int] | None = None) -> list[Notice]:
-    """Return the deadlines due for a reminder today that were not delivered before (optionally of some cells)."""
+                          warn: Warnings, unit_path: str | None = None) -> list[Notice]:
+    """Return the deadlines due for a reminder today that were not delivered before."""
+    found = await due_deadlines(session, today, calendar, rules, warn, unit_path)
+    if not found:
+        return []
+    sent = set((await session.execute(
+        select(DeadlineNotice.admission_id, DeadlineNotice.deadline)
+        .where(DeadlineNotice.admission_id.in_([n.admission_id for n in found])))).all())
+    return [n for n in found if (n.admission_id, n.deadline.value) not in sent]
+
+
+async def due_deadlines(session: AsyncSession, today: date, calendar: WorkCalendar, rules: DeadlineRules,
+                        warn: Warnings, unit_path: str | None = None) -> list[Notice]:
+    """Return every deadline standing today (optionally in one subtree), delivered or not."""
     oldest = add_months(today, -12 * HISTORY_YEARS)
     query = (select(Admission.id, Admission.unit_id, Admission.full_name, Admission.admitted_on, Admission.ceremony_on)
              .where(Admission.withdrawn_at.is_(None), Admission.recognized_on.is_(None),
                     Admission.removed_on.is_(None), Admission.admitted_on >= oldest, Admission.admitted_on <= today)
              .order_by(Admission.admitted_on, Admission.id))
-    if unit_ids is not None:
-        query = query.where(Admission.unit_id.in_(list(unit_ids)))
-    rows = (await session.execute(query)).all()
-    if not rows:
-        return []
-    sent = set((await session.execute(
-        select(DeadlineNotice.admission_id, DeadlineNotice.deadline)
-        .where(DeadlineNotice.admission_id.in_([r[0] for r in rows])))).all())
+    if unit_path is not None:
+        query = query.where(in_subtree(Admission.unit_path, unit_path))
     out = []
-    for admission_id, unit_id, full_name, admitted_on, ceremony_on in rows:
+    for admission_id, unit_id, full_name, admitted_on, ceremony_on in (await session.execute(query)).all():
         found = deadline_of(calendar, rules, warn, today, admitted_on, ceremony_on)
-        if found is not None and (admission_id, found[0].value) not in sent:
+        if found is not None:
             out.append(Notice(admission_id, unit_id, full_name, found[0], found[1]))
     return out
 

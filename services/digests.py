@@ -125,7 +125,8 @@ async def _silent_cells(session: AsyncSession, tr: Translator, unit: Unit, cells
     return silent, unstaffed
 
 
-async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day: date, tz: tzinfo) -> str:
+async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day: date, tz: tzinfo,
+                         extra: Sequence[str] = ()) -> str:
     """Return the digest of one unit's subtree as of `day` (the week before `day`'s week is "last week")."""
     this_week = week_start(day)
     last_week = this_week - timedelta(days=7)
@@ -181,6 +182,7 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
         lines.append(tr("weekly.digest_no_secretary", count=tr.number(len(unstaffed)),
                         cells=", ".join(esc(c.name) for c in unstaffed[:LIST_LIMIT])
                         + (", …" if len(unstaffed) > LIST_LIMIT else "")))
+    lines.extend(extra)  # the pipeline section (services.pipeline.digest_lines)
     if not behind and not silent:
         lines.append("")
         lines.append(tr("weekly.digest_all_good"))

@@ -35,6 +35,7 @@ from services.deadlines import (
 from services.delivery import Delivery, Outbox, Outgoing
 from services.digests import digest_section, pack, reminder_messages
 from services.delivery import Message
+from services.pipeline import digest_lines
 from services.runtime import Services
 
 logger = logging.getLogger(__name__)
@@ -167,8 +168,9 @@ async def _digests(services: Services, day: date) -> list[Outgoing]:
                 if (unit_id, tr.lang) not in sections:
                     unit = await session.get(Unit, unit_id)
                     if unit is not None:
+                        pipeline = await digest_lines(session, tr, unit, day, services.config)
                         sections[unit_id, tr.lang] = await digest_section(session, tr, unit, day,
-                                                                          services.config.bot.tz)
+                                                                          services.config.bot.tz, pipeline)
         texts = [sections[u, tr.lang] for u in unit_ids if (u, tr.lang) in sections]
         if texts:
             out.append(Outgoing(person_id, [Message(chat_id, text) for text in pack(tr, texts)]))

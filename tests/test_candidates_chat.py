@@ -173,3 +173,38 @@ async def test_ceremony_and_recognition_move_the_membership_count(harness) -> No
     async with bot.sessions() as session:
         assert await membership(session, await unit_by_code(session, "PN")) == Membership(21, 2)
     assert "không có đảng viên mới nào" in (await bot.say(1001, "/admissions"))[0]["text"]
+
+
+async def test_progress_and_digest_show_membership_and_the_pipeline(harness) -> None:
+    from datetime import datetime
+
+    from models.admissions import AdmissionDraft, imported_admission
+    from models.candidates import CandidateDraft, add_candidate
+    from models.entities import Sex
+    from tests.harness import TZ, add_history, run_weekly
+
+    bot = harness
+    await bot.register(2001, "PN", Role.COMMITTEE)
+    await add_history(bot.sessions, "NL", 23, date(2026, 3, 1))
+    async with bot.sessions.begin() as session:
+        nl, kp, pc = [await unit_by_code(session, code) for code in ("NL", "KP", "PC")]
+        await set_membership(session, nl, 2602, 214, date(2026, 3, 1))  # the 23 of that day are in it
+        await set_membership(session, kp, 0, 0, date(2026, 3, 1))
+        now = bot.clock.now()
+        for i, stage in enumerate([Stage.LOP, Stage.CHI_BO, Stage.CHI_BO, Stage.DANG_UY, Stage.NGUON]):
+            await add_candidate(session, nl, CandidateDraft(f"Quần Chúng {chr(65 + i)}", 2000, Sex.MALE, stage,
+                                                            date(2026, 6, 1)), None, now, date(2026, 7, 1))
+        late = imported_admission(pc, AdmissionDraft(pc.id, "Trễ Lễ", 1995, Sex.MALE, date(2026, 4, 1)),
+                                  datetime(2026, 4, 2, tzinfo=TZ))
+        session.add(late)
+    text = (await bot.say(2001, "/progress"))[0]["text"]
+    assert "Tổng số đảng viên: 2.817 (dự bị 215)" in text  # 2.816 loaded + the late one of Pác Cáp
+    assert "Học lớp bồi dưỡng 1 · Nộp hồ sơ 0 · Thẩm tra lý lịch 0 · Nghị quyết chi bộ 2 · Nghị quyết đảng ủy 1" in text
+    assert "Tạo nguồn" not in text  # from the class onwards
+    assert "Nếu kết nạp kịp số đã có nghị quyết: 27/90" in text  # 24 admitted + 3 with a resolution
+    mark = bot.api.mark()
+    await run_weekly(bot.application, "digest")
+    digest = "\n".join(c.params.get("text", "") for c in bot.api.calls_to("sendMessage", 2001, mark) if c.ok)
+    assert "Quần chúng: Tạo nguồn 1 · Cảm tình Đảng 0 · Học lớp bồi dưỡng 1" in digest
+    assert "hết nguồn), 2: Chi bộ thôn Khuổi Pết, Chi bộ thôn Pác Cáp" in digest
+    assert "• Chi bộ thôn Pác Cáp: 1 lễ kết nạp quá hạn" in digest  # 30 working days after 1/4 passed
