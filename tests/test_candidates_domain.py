@@ -128,3 +128,20 @@ async def test_membership_follows_admissions_recognitions_and_removals_after_the
         assert await membership(s, kp) == Membership(9, 0)
         assert await membership(s, pn) == Membership(30, 2)
         assert (await membership(s, pn)).total == 32
+
+
+async def test_the_sandbox_demo_has_every_stage_and_2817_members(sessions) -> None:  # type: ignore[no-untyped-def]
+    from models.calendar import TermStart
+    from localapi.demo import seed_demo
+
+    async with sessions.begin() as s:
+        await seed_demo(s, date(2026, 6, 30), NOW, term_start=TermStart(7, 1))
+    async with sessions() as s:
+        district = await unit_by_code(s, "PN")
+        assert await membership(s, district) == Membership(2602, 215)
+        cell = await unit_by_code(s, "BB-NC")
+        assert all(n >= 1 for n in (await stage_counts(s, cell)).values())
+        assert [u.code for u in await cells_without_candidates(s, district)] == ["BB-CL", "CT-LM"]
+        away = await s.scalar(select(func.count()).select_from(Candidate).where(
+            Candidate.exit_reason == ExitReason.WORKING_AWAY))
+        assert away == 1
