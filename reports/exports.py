@@ -63,7 +63,7 @@ def admission_rows(admissions: Sequence[Any], sexes: dict[str, str], yes: str, n
 
 
 def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]],
-               headers: Sequence[str] = SUMMARY_HEADERS) -> bytes:
+               headers: Sequence[str] = SUMMARY_HEADERS, candidates: list[list[Any]] | None = None) -> bytes:
     """Return an XLSX workbook: the summary sheet (title row, headers, rows) and the admissions sheet."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
@@ -95,6 +95,13 @@ def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]
         cell.number_format = "DD/MM/YYYY"
     _style_table(listing, header_row=1, widths=(14, 30, 26, 9, 9, 12, 10, 10, 14, 13), font=Font, align=Alignment,
                  letter=get_column_letter)
+    if candidates is not None:  # counts by stage per cell, no names (models.candidates.stage_counts_by_unit)
+        pipeline = workbook.create_sheet(CANDIDATES_SHEET)
+        pipeline.append(list(CANDIDATE_HEADERS))
+        for row in candidates:
+            pipeline.append(row)
+        _style_table(pipeline, header_row=1, widths=(14, 30) + (12,) * (len(CANDIDATE_HEADERS) - 2), font=Font,
+                     align=Alignment, letter=get_column_letter)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -145,4 +152,27 @@ async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: d
     if fmt == "csv":
         return title, lambda: build_csv(summary, headers)
     listing = admission_rows(await admissions_in(session, unit, period), SEX_NAMES, YES, NO)
-    return title, lambda: build_xlsx(title, summary, listing, headers)
+    pipeline = await candidate_rows(session, unit)
+    return title, lambda: build_xlsx(title, summary, listing, headers, pipeline)
+
+
+# The "Quần chúng" sheet: candidates by stage per cell of the subtree (counts only) ---------------
+
+CANDIDATES_SHEET = "Quần chúng"
+CANDIDATE_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Tạo nguồn", "Cảm tình Đảng", "Học lớp bồi dưỡng", "Nộp hồ sơ",
+                     "Thẩm tra lý lịch", "Nghị quyết chi bộ", "Nghị quyết đảng ủy", "Cộng")
+
+
+async def candidate_rows(session: AsyncSession, unit: Unit) -> list[list[Any]]:
+    """Return a row per cell of `unit`'s subtree: its candidates at each stage (STAGES order) and in all."""
+    from models.candidates import stage_counts_by_unit
+    from models.entities import STAGES
+    from models.reminders import cells_of_subtree
+
+    counts = await stage_counts_by_unit(session, unit)
+    rows = []
+    for cell in sorted(await cells_of_subtree(session, unit), key=lambda c: vietnamese_key(c.name)):
+        here = counts.get(cell.id, {})
+        values = [here.get(stage, 0) for stage in STAGES]
+        rows.append([cell.code, cell.name, *values, sum(values)])
+    return rows

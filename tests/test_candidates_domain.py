@@ -145,3 +145,25 @@ async def test_the_sandbox_demo_has_every_stage_and_2817_members(sessions) -> No
         away = await s.scalar(select(func.count()).select_from(Candidate).where(
             Candidate.exit_reason == ExitReason.WORKING_AWAY))
         assert away == 1
+
+
+async def test_the_export_has_a_candidates_sheet_of_counts_without_names(sessions) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from openpyxl import load_workbook
+
+    from models.periods import Period
+    from reports.exports import CANDIDATE_HEADERS, export_bytes
+
+    await _world(sessions)
+    async with sessions.begin() as s:
+        nl = await unit_by_code(s, "NL")
+        for name, stage in (("Một Hai", Stage.LOP), ("Ba Bốn", Stage.LOP), ("Năm Sáu", Stage.DANG_UY)):
+            await add_candidate(s, nl, CandidateDraft(name, 2000, Sex.MALE, stage), None, NOW, TODAY)
+        pn = await unit_by_code(s, "PN")
+        _, render = await export_bytes(s, pn, Period.year(2026), TODAY, "xlsx")
+    sheet = load_workbook(io.BytesIO(render()))["Quần chúng"]
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert rows[0] == list(CANDIDATE_HEADERS)
+    assert ["NL", "Chi bộ thôn Nà Lạn", 0, 0, 2, 0, 0, 0, 1, 3] in rows and len(rows) == 4  # three cells
+    assert not any("Một Hai" in str(v) for r in rows for v in r)
