@@ -15,8 +15,8 @@ from bot.persistence import DatabasePersistence
 from core.clock import Clock
 from core.config import Config
 from handlers import (
-    chart, corrections, errors, export, files, invites, locks, people, progress, registration, report, reports, undo,
-    weekly,
+    candidates, chart, corrections, errors, export, files, invites, locks, people, progress, registration, report,
+    reports, undo, weekly,
 )
 from handlers.common import answer, translator
 from handlers.context import BotContext, ChatApplication, Feature
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 FEATURES: tuple[Feature, ...] = (
     registration.FEATURE, locks.FEATURE, corrections.FEATURE, report.FEATURE, undo.FEATURE, progress.FEATURE,
     chart.FEATURE, export.FEATURE, weekly.FEATURE, reports.FEATURE, invites.FEATURE, people.FEATURE, files.FEATURE,
+    candidates.FEATURE,
 )
 GUARD_GROUP = -1  # runs first: unregistered people are stopped here
 FEATURE_GROUP = 0

@@ -20,12 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import Clock
 from core.config import Config, ConfigError, load_config
 from core.i18n import Texts, format_number
+from models.audit import Action, Change, record
+from models.crypto import KeyProblem, Keys
 from models.entities import AuditChannel
 from models.importing import (
     ImportCounts,
@@ -48,7 +51,7 @@ from models.importing import (
     record_import,
     xlsx_to_csv,
 )
-from models.crypto import KeyProblem, Keys
+from models.importing.plan import IMPORT_SUBJECT
 
 DEFAULT_CONFIG = Path("config.toml")
 T = TypeVar("T")
@@ -237,6 +240,50 @@ def _import_options(parser: argparse.ArgumentParser, t: Callable[[str], str]) ->
 cmd_import_units = _importer("units", "units_done")
 cmd_import_targets = _importer("targets", "targets_done")
 cmd_import_admissions = _importer("admissions", "admissions_done")
+
+
+# The candidate pipeline and membership counts (models.importing.candidates, .members) ---------------
+
+
+def _pipeline_importer(kind: str, summary: str, load: Callable[..., Awaitable[ImportCounts]],
+                       ) -> Callable[[Cli, argparse.Namespace], Awaitable[int]]:
+    """Build an import command of the pipeline's files: load them in one transaction with an audit entry."""
+
+    async def command(cli: Cli, args: argparse.Namespace) -> int:
+        data = read_file(cli, args.file)
+        now = cli.clock.now()
+
+        async def work(session: AsyncSession) -> ImportCounts:
+            counts = await load(session, data, today=now.astimezone(cli.config.bot.tz).date(), now=now)
+            record(session, at=now, channel=AuditChannel.CLI, action=Action.IMPORT, subject=IMPORT_SUBJECT,
+                   changes=[Change(kind, None, json.dumps(vars(counts), sort_keys=True))])
+            return counts
+
+        try:
+            counts = await in_transaction(cli, work)
+        except ImportProblems as exc:
+            cli.err(problems_text(cli, args.file, exc.problems))
+            return 1
+        cli.out(cli.t(summary, **vars(counts)))
+        return 0
+
+    return command
+
+
+async def _load_candidates(session: AsyncSession, data: bytes, *, today: date, now: datetime) -> ImportCounts:
+    from models.importing.candidates import import_candidates
+
+    return await import_candidates(session, data, today=today, now=now)
+
+
+async def _load_members(session: AsyncSession, data: bytes, *, today: date, now: datetime) -> ImportCounts:
+    from models.importing.members import import_members
+
+    return await import_members(session, data, today=today)
+
+
+cmd_import_candidates = _pipeline_importer("candidates", "imported.candidates_done", _load_candidates)
+cmd_import_members = _pipeline_importer("members", "imported.members_done", _load_members)
 
 
 async def cmd_invite(cli: Cli, args: argparse.Namespace) -> int:
@@ -514,14 +561,15 @@ async def cmd_remind_now(cli: Cli, args: argparse.Namespace) -> int:
     async with running(application, poll=False, jobs=False):
         summary = await run_weekly(application.services, TelegramOutbox(application.bot), args.kind, args.as_of,
                                    resend_uncertain=args.resend_uncertain)
-    kind = cli.texts.get(f"weekly.kind_{args.kind}", cli.lang)
+    catalog = "deadlines" if args.kind == "deadlines" else "weekly"  # deadlines: services.deadlines
+    kind = cli.texts.get(f"{catalog}.kind_{args.kind}", cli.lang)
     shown = {k: format_number(v, cli.lang) for k, v in vars(summary).items()
              if isinstance(v, int) and not isinstance(v, bool)}
     shown.pop("away", None)
     cli.out(cli.texts.get("weekly.cli_done", cli.lang, kind=kind, week=summary.week_start.strftime("%d/%m/%Y"),
                           **shown))
     if summary.nobody_reason:
-        cli.out(cli.texts.get(f"weekly.nobody_{summary.nobody_reason}", cli.lang))
+        cli.out(cli.texts.get(f"{catalog}.nobody_{summary.nobody_reason}", cli.lang))
     if summary.uncertain_names:
         cli.out(cli.texts.plural("weekly.cli_uncertain", summary.uncertain, cli.lang,
                                  count=format_number(summary.uncertain, cli.lang)))
@@ -539,7 +587,7 @@ def _remind_now_options(parser: argparse.ArgumentParser, t: Callable[[str], str]
         except ValueError:
             raise argparse.ArgumentTypeError(f"{value!r}: yyyy-mm-dd") from None
 
-    parser.add_argument("--kind", choices=("reminder", "digest"), default="reminder", help=t("arg.kind"))
+    parser.add_argument("--kind", choices=("reminder", "digest", "deadlines"), default="reminder", help=t("arg.kind"))
     parser.add_argument("--as-of", dest="as_of", type=day, default=None, metavar="YYYY-MM-DD", help=t("arg.as_of"))
     parser.add_argument("--resend-uncertain", dest="resend_uncertain", action="store_true",
                         help=t("arg.resend_uncertain"))
@@ -785,6 +833,8 @@ COMMANDS: dict[str, Command] = {
     "import-units": Command(cmd_import_units, ("file",), _import_options),
     "import-targets": Command(cmd_import_targets, ("file",), _import_options),
     "import-admissions": Command(cmd_import_admissions, ("file",), _import_options),
+    "import-candidates": Command(cmd_import_candidates, ("file",)),
+    "import-members": Command(cmd_import_members, ("file",)),
     "invite": Command(cmd_invite, ("unit_code", "role")),
     "invite-batch": Command(cmd_invite_batch, setup=_invite_batch_options),
     "export": Command(cmd_export, setup=_export_options),

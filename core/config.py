@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.i18n import LANGUAGES
 from models.calendar import WEEKDAYS, TermStart
+from models.workdays import DeadlineRules
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_DATABASE_URL = "sqlite:///data/bot.db"
@@ -71,6 +72,33 @@ class ReminderSettings:
 
 
 @dataclass(frozen=True)
+class PipelineSettings:
+    """The `[pipeline]` section: the admission process's time limits and the candidates' retention."""
+
+    decision_working_days: int = 60  # cell resolution → decision
+    ceremony_working_days: int = 30  # decision → ceremony
+    probation_months: int = 12  # ceremony → end of probation
+    recognition_working_days: int = 30  # end of probation → recognition vote
+    ceremony_warn_working_days: int = 5  # remind when the ceremony is due within this many working days
+    probation_warn_days: int = 30  # remind when probation ends within this many days
+    forget_after_days: int = 730  # a candidate who left is deleted this many days after leaving
+
+    @property
+    def rules(self) -> DeadlineRules:
+        """Return the time limits as the domain reads them."""
+        return DeadlineRules(self.decision_working_days, self.ceremony_working_days, self.probation_months,
+                             self.recognition_working_days)
+
+
+def _pipeline(raw: dict[str, Any]) -> PipelineSettings:
+    p = _section(raw, "pipeline", _names(PipelineSettings))
+    bounds = {"probation_months": (1, 36), "forget_after_days": (1, 36500)}
+    return PipelineSettings(**{
+        f.name: _int(p.get(f.name, f.default), f"pipeline.{f.name}", *bounds.get(f.name, (0, 1000)))
+        for f in fields(PipelineSettings)})
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     """The `[sandbox]` section: the local try-it-out mode."""
 
@@ -105,6 +133,7 @@ class Config:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     path: Path | None = None
 
     @property
@@ -201,7 +230,7 @@ def _names(cls: type) -> tuple[str, ...]:
 def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, path: Path | None = None) -> Config:
     """Build a validated Config from parsed TOML; `environ` may override secrets."""
     environ = dict(os.environ) if environ is None else environ
-    sections = ("telegram", "database", "bot", "reminders", "sandbox", "security")
+    sections = ("telegram", "database", "bot", "reminders", "sandbox", "security", "pipeline")
     for name in raw:
         if name not in sections:
             raise ConfigError(f"[{name}]: unknown section (known: {', '.join(sections)})")
@@ -265,7 +294,7 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, pat
         database_url=_str(s.get("database_url", SandboxSettings.database_url), "sandbox.database_url"),
     )
     return Config(telegram=telegram, database=database, bot=bot, reminders=reminders, sandbox=sandbox,
-                  security=_security(raw), path=path)
+                  security=_security(raw), pipeline=_pipeline(raw), path=path)
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:

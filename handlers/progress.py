@@ -18,6 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
+from services.pipeline import progress_lines as pipeline_lines
 from handlers.context import BotContext, Feature
 from core.i18n import Translator
 from handlers.common import answer, cached_person, esc, today, translator, unit_progress_line
@@ -205,6 +206,7 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
     main = report.main
     lines.append(_headline(tr, main))
     lines.extend(line for line in (_schedule(tr, main), *_pace(tr, main), _breakdown(tr, main)) if line)
+    lines.extend(await pipeline_lines(session, tr, unit, main))  # membership and candidates (services.pipeline)
     term = await term_progress(session, unit, day) if not shown.is_term and shown.start_year == day.year else None
     if term is not None:
         lines.append(_headline(tr, term))

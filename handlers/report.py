@@ -41,7 +41,9 @@ from handlers.report_questions import (
 from handlers.common import (
     answer, cached_person, current_person, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
 )
+from handlers.candidates import DECISION_PREFIX, prefill_report
 from models.admissions import NotAllowed, record_admission, saved_report
+from models.candidates import CandidateError, link_candidate
 from models.entities import Role, Sex, Unit
 from models.locks import PeriodClosed, ensure_open
 from models.people import Scope
@@ -101,6 +103,11 @@ async def start_report(update: Update, context: BotContext) -> int:
     context.user_data[DRAFT] = draft = {  # type: ignore[index]
         "ref": uuid.uuid4().hex, "started": context.services.clock.now().isoformat(), "cells": cell_rows,
     }
+    if update.callback_query is not None and (update.callback_query.data or "").startswith(DECISION_PREFIX):
+        if not await prefill_report(update, context, draft):  # a candidate's decision (handlers/candidates.py)
+            context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+            return END
+        return await onward(update, context)
     words = text_of(update).split(maxsplit=1) if update.callback_query is None else []
     line = words[1].strip() if len(words) > 1 else ""
     if line:
@@ -380,6 +387,8 @@ async def save(update: Update, context: BotContext) -> int | None:
                 refused = await closed_refusal(session, tr, cell, value.admitted_on, Scope(person), hold=True)
             if refused is None:
                 admission, created = await record_admission(session, value, person, now, draft["ref"])
+                if draft.get("candidate_id"):  # started from a candidate's card: linked once, with the admission
+                    await link_candidate(session, int(draft["candidate_id"]), admission, person, now)
                 cell = await unit_by_id(session, admission.unit_id)
                 assert cell is not None
                 lines = [unit_progress_line(tr, await progress_of(session, cell, Period.year(day.year), day))]
@@ -391,6 +400,10 @@ async def save(update: Update, context: BotContext) -> int | None:
     except NotAllowed:
         context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
         await query.edit_message_text(tr("common.not_allowed"))
+        return END
+    except CandidateError as error:  # the candidate was admitted or left meanwhile: nothing saved
+        context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+        await query.edit_message_text(tr(f"candidates.error.{error.args[0]}"))
         return END
     if refused is not None:  # nothing saved; the card loses its buttons and the date is asked again
         await answer(query)
@@ -465,6 +478,7 @@ def build_handlers() -> list[BaseHandler]:
             CommandHandler("report", start_report),
             # "Report now" buttons elsewhere (e.g. the weekly reminder) start the same conversation.
             CallbackQueryHandler(start_report, pattern=r"^report:start$"),
+            CallbackQueryHandler(start_report, pattern=r"^report:cand:\d{1,18}$"),  # a candidate's decision
         ],
         states={
             CELL: [CallbackQueryHandler(choose_cell, pattern=r"^report:cell:\d{1,18}$"), MessageHandler(text, use_buttons)],

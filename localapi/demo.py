@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.admissions import AdmissionDraft, imported_admission
 from models.calendar import TermStart
-from models.entities import Role, Sex, Target, UnitKind
+from models.candidates import CandidateDraft, add_candidate, leave
+from models.entities import ExitReason, Role, Sex, Stage, Target, UnitKind
+from models.membership import set_membership
+from models.workdays import add_months
 from models.people import create_invite, redeem_invite
 from models.periods import Period
 from models.units import UnitRow, load_units, unit_by_code
@@ -132,14 +135,62 @@ async def seed_demo(session: AsyncSession, today: date, now: datetime, *, term_s
     before = date(today.year - 1, 1, 1) if first == term.first_day else term.first_day
     earlier = _spread(before, date(today.year - 1, 12, 31), TERM_ADMITTED - YEAR_ADMITTED)
     number = 0
+    admitted = []
     for history, dates in ((YEAR_HISTORY, this_year), (EARLIER_HISTORY, earlier)):
         codes = [code for code, count in history.items() for _ in range(count)]
         for code, on in zip(codes, dates, strict=True):
             unit = units[code]
-            session.add(imported_admission(unit, _draft(unit.id, number, on), now))
+            admitted.append(imported_admission(unit, _draft(unit.id, number, on), now))
+            session.add(admitted[-1])
             number += 1
     await session.flush()
+    await seed_pipeline(session, units, admitted, today, now)
 
     for person in PEOPLE:
         code = await create_invite(session, units[person.unit_code], person.role, now, invite_days)
         await redeem_invite(session, code, person.telegram_id, person.name, "vi", now)
+
+
+# The pipeline and the membership (issue 14): candidates at every stage in the demo secretary's
+# cell, a few elsewhere, one cell with none ("hết nguồn"); 2.817 members in all; ceremonies and
+# recognitions of the history, the newest two still awaiting their ceremony.
+MEMBERS_FULL = 2_602
+MEMBERS_PROBATIONARY = 215  # 2.817 in all, the article's figure
+MEMBER_SHARES = {"BB-NC": 18, "BB-KP": 15, "BB-CL": 14, "NM-PC": 16, "NM-KS": 13, "CT-KU": 13, "CT-LM": 11}
+CANDIDATES: tuple[tuple[str, str, Stage, int], ...] = (  # cell, name, stage, days ago
+    ("BB-NC", "Lường Văn Pản", Stage.NGUON, 20), ("BB-NC", "Hoàng Thị Nhị", Stage.CAM_TINH, 60),
+    ("BB-NC", "Triệu Văn Sình", Stage.LOP, 90), ("BB-NC", "Bàn Thị Mai", Stage.HO_SO, 110),
+    ("BB-NC", "Nông Văn Khoa", Stage.THAM_TRA, 130), ("BB-NC", "Ma Thị Duyên", Stage.CHI_BO, 40),
+    ("BB-NC", "Đặng Văn Tú", Stage.DANG_UY, 10), ("BB-KP", "Lý Thị Hằng", Stage.CAM_TINH, 45),
+    ("BB-KP", "Hà Văn Lợi", Stage.CHI_BO, 25), ("NM-PC", "Dương Thị Sen", Stage.LOP, 70),
+    ("NM-KS", "Hoàng Văn Quyết", Stage.NGUON, 15), ("CT-KU", "Lường Thị Thu", Stage.DANG_UY, 12),
+)
+WORKING_AWAY = ("BB-NC", "Triệu Văn Lìn", Stage.CAM_TINH, 200)
+
+
+async def seed_pipeline(session: AsyncSession, units: dict, admitted: list, today: date, now: datetime) -> None:  # type: ignore[type-arg]
+    """Add the demo candidates, the membership counts (as of today) and the dates after the decisions."""
+    total = sum(MEMBER_SHARES.values())
+    full_left, probationary_left = MEMBERS_FULL, MEMBERS_PROBATIONARY
+    for i, (code, share) in enumerate(MEMBER_SHARES.items()):
+        last = i == len(MEMBER_SHARES) - 1
+        full = full_left if last else MEMBERS_FULL * share // total
+        probationary = probationary_left if last else MEMBERS_PROBATIONARY * share // total
+        full_left, probationary_left = full_left - full, probationary_left - probationary
+        await set_membership(session, units[code], full, probationary, today)
+    for number, (code, name, stage, days) in enumerate((*CANDIDATES, WORKING_AWAY)):
+        sex = Sex.FEMALE if " Thị " in name else Sex.MALE
+        draft = CandidateDraft(name, today.year - 19 - number % 9, sex, stage, today - timedelta(days=days),
+                               _ETHNICITY[number % len(_ETHNICITY)], number % 2 == 0,
+                               "Hoàng Văn Mẫu" if stage != Stage.NGUON else None)
+        candidate = await add_candidate(session, units[code], draft, None, now, today)
+        if (code, name, stage, days) == WORKING_AWAY:
+            await leave(session, candidate, ExitReason.WORKING_AWAY, today - timedelta(days=30), None, now, today)
+    newest = sorted(admitted, key=lambda a: a.admitted_on)[-2:]
+    for admission in admitted:
+        if admission in newest:
+            continue  # the ceremony still to come: the deadline reminders have something to say
+        admission.ceremony_on = min(admission.admitted_on + timedelta(days=20), today)
+        if add_months(admission.ceremony_on, 13) <= today:
+            admission.recognized_on = add_months(admission.ceremony_on, 12) + timedelta(days=10)
+    await session.flush()

@@ -8,6 +8,9 @@ from models.base import Base
 from models.entities import (
     Admission,
     Assignment,
+    Candidate,
+    CandidateStage,
+    DeadlineNotice,
     Invite,
     Person,
     ProcessedUpdate,
@@ -25,6 +28,9 @@ from models.sentlog import ReminderSchedule, SentReminder, WeeklyRun
 __all__ = [
     "Admission",
     "Assignment",
+    "Candidate",
+    "CandidateStage",
+    "DeadlineNotice",
     "Base",
     "Invite",
     "Person",

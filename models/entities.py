@@ -81,6 +81,11 @@ class Unit(Base):
     # Cells in this unit's subtree (1 for a cell), kept by models.units.load_units: the weekly
     # reporting rate's denominator without counting 270,000 cells for the whole country.
     cell_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Membership loaded from a file (import-units, import-members) as of a day; what changed after
+    # that day is counted from admissions by models.membership. None: never loaded.
+    members_full: Mapped[int | None]
+    members_probationary: Mapped[int | None]
+    members_as_of: Mapped[date | None] = mapped_column(Date)
 
     parent: Mapped[Unit | None] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list[Unit]] = relationship(back_populates="parent", order_by="Unit.name")
@@ -268,6 +273,11 @@ class Admission(Base):
     report_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
     withdrawn_at: Mapped[datetime | None]
     withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # After the decision (models.membership, models.deadlines): the ceremony (lễ kết nạp), the
+    # recognition as a full member (công nhận chính thức) or the removal (xóa tên).
+    ceremony_on: Mapped[date | None] = mapped_column(Date)
+    recognized_on: Mapped[date | None] = mapped_column(Date)
+    removed_on: Mapped[date | None] = mapped_column(Date)
 
     unit: Mapped[Unit] = relationship()
 
@@ -412,3 +422,94 @@ class StartAttempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     telegram_id: Mapped[int]
     at: Mapped[datetime]
+# The candidate pipeline (before the decision) ---------------------------------------------------
+
+
+class Stage(enum.StrEnum):
+    """A stage of the admission process a candidate has reached, in order (the keys are the contract).
+
+    The decision that follows `dang_uy` is not a stage: it is an Admission (models.candidates.link).
+    """
+
+    NGUON = "nguon"  # tạo nguồn: a source
+    CAM_TINH = "cam_tinh"  # danh sách cảm tình Đảng, with a mentor
+    LOP = "lop"  # lớp bồi dưỡng nhận thức về Đảng done (certificate date)
+    HO_SO = "ho_so"  # đơn, lý lịch, giới thiệu submitted
+    THAM_TRA = "tham_tra"  # background checked
+    CHI_BO = "chi_bo"  # nghị quyết chi bộ
+    DANG_UY = "dang_uy"  # nghị quyết đảng ủy cơ sở
+
+
+STAGES = tuple(Stage)
+
+
+class ExitReason(enum.StrEnum):
+    """Why a candidate left the pipeline (the keys are the contract)."""
+
+    WORKING_AWAY = "di_lam_an_xa"  # đi làm ăn xa: may come back (models.candidates.come_back)
+    WITHDREW = "xin_rut"  # withdrew
+    NOT_ELIGIBLE = "khong_du_dk"  # not eligible (không đủ điều kiện)
+
+
+class Candidate(Base):
+    """A person in a cell's pipeline (quần chúng), kept like an Admission and as sensitive.
+
+    Only what DOMAIN.md allows: name, birth year, sex, ethnicity, Youth Union, mentor's name, stage
+    dates, exit reason. One who left is forgotten `[pipeline] forget_after_days` after leaving.
+    """
+
+    __tablename__ = "candidate"
+    __table_args__ = (Index("ix_candidate_path_stage", "unit_path", "stage"),
+                      Index("ix_candidate_name_key", "name_key", "birth_year"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    unit_path: Mapped[str] = mapped_column(PathString)
+    # Sealed like an Admission's (models.base.Encrypted); name_key the HMAC of person_key (NameKey).
+    full_name: Mapped[str] = mapped_column(Encrypted(120))
+    name_key: Mapped[str] = mapped_column(NameKey())
+    birth_year: Mapped[int]
+    sex: Mapped[Sex] = mapped_column(_enum(Sex))
+    ethnicity: Mapped[str | None] = mapped_column(Encrypted(60))
+    minority: Mapped[bool] = mapped_column(Boolean, default=False)
+    youth_union: Mapped[bool | None] = mapped_column(Boolean)
+    mentor_name: Mapped[str | None] = mapped_column(Encrypted(120))
+    stage: Mapped[Stage] = mapped_column(_enum(Stage))
+    exit_reason: Mapped[ExitReason | None] = mapped_column(_enum(ExitReason))
+    exited_on: Mapped[date | None] = mapped_column(Date)
+    # The admission that ended the pipeline (the decision); None while the candidate is in it.
+    admission_id: Mapped[int | None] = mapped_column(ForeignKey("admission.id", ondelete="SET NULL"), unique=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    unit: Mapped[Unit] = relationship()
+    history: Mapped[list[CandidateStage]] = relationship(
+        back_populates="candidate", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="(CandidateStage.reached_on, CandidateStage.id)")
+
+
+class CandidateStage(Base):
+    """One stage a candidate reached, with its day (the card's history)."""
+
+    __tablename__ = "candidate_stage"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[Stage] = mapped_column(_enum(Stage))
+    reached_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime]
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+
+    candidate: Mapped[Candidate] = relationship(back_populates="history")
+
+
+class DeadlineNotice(Base):
+    """A deadline reminder already delivered: one per admission and deadline (models.deadlines)."""
+
+    __tablename__ = "deadline_notice"
+    __table_args__ = (UniqueConstraint("admission_id", "deadline"), {"info": {"bookkeeping": True}})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admission_id: Mapped[int] = mapped_column(ForeignKey("admission.id", ondelete="CASCADE"))
+    deadline: Mapped[str] = mapped_column(String(32))  # models.deadlines.Deadline
+    sent_at: Mapped[datetime]

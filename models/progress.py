@@ -418,3 +418,11 @@ async def admissions_in(session: AsyncSession, unit: Unit, period: Period) -> li
         .order_by(Admission.admitted_on, Unit.code, Admission.id)
     )
     return [AdmissionRow(*row) for row in rows]
+
+
+def if_resolutions_admitted(progress: Progress, resolved: int) -> int | None:
+    """Return the period's count if the candidates with a cell or committee resolution are admitted
+    before it ends (the pipeline forecast beside the pace), or None once the period is over."""
+    if progress.as_of is None or progress.as_of >= progress.period.last_day:
+        return None
+    return progress.admitted + resolved

@@ -89,9 +89,10 @@ def admission_rows(admissions: Sequence[Any], sexes: dict[str, str], yes: str, n
 
 
 def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]],
-               headers: Sequence[str] = SUMMARY_HEADERS, audit: list[list[Any]] | None = None) -> bytes:
+               headers: Sequence[str] = SUMMARY_HEADERS, audit: list[list[Any]] | None = None,
+               candidates: list[list[Any]] | None = None) -> bytes:
     """Return an XLSX workbook: the summary sheet (title row, headers, rows), the admissions sheet and,
-    when given, the audit sheet."""
+    when given, the audit sheet and the candidates sheet (counts by stage, no names)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
@@ -128,6 +129,13 @@ def build_xlsx(title: str, summary: list[list[Any]], admissions: list[list[Any]]
         for row in audit:
             trail.append(_safe(row))
         _style_table(trail, header_row=1, widths=(19, 22, 8, 10, 11, 10, 12, 13, 22, 22, 40), font=Font,
+                     align=Alignment, letter=get_column_letter)
+    if candidates is not None:  # counts by stage per cell, no names (models.candidates.stage_counts_by_unit)
+        pipeline = workbook.create_sheet(CANDIDATES_SHEET)
+        pipeline.append(list(CANDIDATE_HEADERS))
+        for row in candidates:
+            pipeline.append(_safe(row))
+        _style_table(pipeline, header_row=1, widths=(14, 30) + (12,) * (len(CANDIDATE_HEADERS) - 2), font=Font,
                      align=Alignment, letter=get_column_letter)
     buffer = io.BytesIO()
     workbook.save(buffer)
@@ -225,4 +233,27 @@ async def export_bytes(session: AsyncSession, unit: Unit, period: Period, day: d
     listing = admission_rows(await admissions_in(session, unit, period), SEX_NAMES, YES, NO)
     audit = await audit_rows(session, unit, day_start(period.first_day, tz),
                              day_start(period.last_day + timedelta(days=1), tz), tz)
-    return title, lambda: build_xlsx(title, summary, listing, headers, audit)
+    pipeline = await candidate_rows(session, unit)
+    return title, lambda: build_xlsx(title, summary, listing, headers, audit, pipeline)
+
+
+# The "Quần chúng" sheet: candidates by stage per cell of the subtree (counts only) ---------------
+
+CANDIDATES_SHEET = "candidates"  # the issue's contract, like "audit"
+CANDIDATE_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Tạo nguồn", "Cảm tình Đảng", "Học lớp bồi dưỡng", "Nộp hồ sơ",
+                     "Thẩm tra lý lịch", "Nghị quyết chi bộ", "Nghị quyết đảng ủy", "Cộng")
+
+
+async def candidate_rows(session: AsyncSession, unit: Unit) -> list[list[Any]]:
+    """Return a row per cell of `unit`'s subtree: its candidates at each stage (STAGES order) and in all."""
+    from models.candidates import stage_counts_by_unit
+    from models.entities import STAGES
+    from models.reminders import cells_of_subtree
+
+    counts = await stage_counts_by_unit(session, unit)
+    rows = []
+    for cell in sorted(await cells_of_subtree(session, unit), key=lambda c: vietnamese_key(c.name)):
+        here = counts.get(cell.id, {})
+        values = [here.get(stage, 0) for stage in STAGES]
+        rows.append([cell.code, cell.name, *values, sum(values)])
+    return rows

@@ -6,6 +6,7 @@ Built in the recipient's language from the domain's figures; the buttons are pla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,13 +50,15 @@ def _cell_line(tr: Translator, cell: CellStanding, year: int) -> str:
               expected=tr.number(cell.expected or 0))
 
 
-def reminder_messages(tr: Translator, person: DueSecretary, day: date) -> list[Message]:
+def reminder_messages(tr: Translator, person: DueSecretary, day: date, extra: Sequence[str] = ()) -> list[Message]:
     """Return the weekly reminder of a secretary whose cells have not reported in the week of `day`
-    (split between lines when a secretary of many cells would exceed a message; buttons on the last)."""
+    (split between lines when a secretary of many cells would exceed a message; buttons on the last);
+    `extra` lines (the deadlines, services.deadlines) go before the footer."""
     week = week_start(day)
     cells = sort_vietnamese(person.cells, key=lambda c: c.name)
     lines = [tr("weekly.reminder_header", week=week_label(tr, week)), tr("weekly.reminder_body")]
     lines.extend(_cell_line(tr, cell, day.year) for cell in cells)
+    lines.extend(extra)
     lines.append("")
     lines.append(tr("weekly.reminder_footer"))
     buttons = [(Button(tr("weekly.button_report"), "report:start"),)]
@@ -122,7 +125,8 @@ async def _silent_cells(session: AsyncSession, tr: Translator, unit: Unit, cells
     return silent, unstaffed
 
 
-async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day: date, tz: tzinfo) -> str:
+async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day: date, tz: tzinfo,
+                         extra: Sequence[str] = ()) -> str:
     """Return the digest of one unit's subtree as of `day` (the week before `day`'s week is "last week")."""
     this_week = week_start(day)
     last_week = this_week - timedelta(days=7)
@@ -178,6 +182,7 @@ async def digest_section(session: AsyncSession, tr: Translator, unit: Unit, day:
         lines.append(tr("weekly.digest_no_secretary", count=tr.number(len(unstaffed)),
                         cells=", ".join(esc(c.name) for c in unstaffed[:LIST_LIMIT])
                         + (", …" if len(unstaffed) > LIST_LIMIT else "")))
+    lines.extend(extra)  # the pipeline section (services.pipeline.digest_lines)
     if not behind and not silent:
         lines.append("")
         lines.append(tr("weekly.digest_all_good"))

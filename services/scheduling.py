@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from core.config import Config, ReminderSettings
 from models.db import is_busy
 from models.calendar import Calendar, Schedule, catch_up_candidate, next_run, week_start
+from models.deadlines import DEADLINES
 from models.sentlog import KINDS, run_completed, stored_schedules
 from services.delivery import Outbox
 from services.runtime import Services
@@ -101,6 +102,8 @@ async def run_due(services: Services, jobs: Jobs, outbox: Outbox, data: dict[str
         while True:
             try:
                 await run_weekly(services, outbox, kind, date.fromisoformat(data["as_of"]))
+                if kind == "reminder":  # the deadlines nobody got in a reminder go alone, at the same time
+                    await run_weekly(services, outbox, DEADLINES, date.fromisoformat(data["as_of"]))
                 return
             except OperationalError as error:
                 if not is_busy(error):

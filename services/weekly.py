@@ -23,12 +23,24 @@ from models.sentlog import (
     uncertain_recipients,
 )
 from models.calendar import week_start
+from models.deadlines import DEADLINES
+from services.deadlines import (
+    SecretaryDeadlines,
+    deadline_outgoing,
+    forget_old_candidates,
+    mark_delivered,
+    reminder_extra,
+    secretaries_with_deadlines,
+)
 from services.delivery import Delivery, Outbox, Outgoing
 from services.digests import digest_section, pack, reminder_messages
 from services.delivery import Message
+from services.pipeline import digest_lines
 from services.runtime import Services
 
 logger = logging.getLogger(__name__)
+
+RUN_KINDS = (*KINDS, DEADLINES)  # deadlines: services.deadlines, run right after each weekly reminder
 
 
 @dataclass
@@ -59,7 +71,7 @@ class RunSummary:
         if self.recipients == 0 and self.away:
             return "all_away"
         if self.recipients == 0:
-            return "all_reported" if self.kind == "reminder" else "no_committee"
+            return {"reminder": "all_reported", DEADLINES: "no_deadlines"}.get(self.kind, "no_committee")
         return None
 
 
@@ -72,8 +84,8 @@ async def run_weekly(services: Services, outbox: Outbox, kind: str, as_of: date 
     `resend_uncertain` the operator chooses to send again to those whose message may not have
     arrived. The run is recorded as completed when every recipient was handled.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    if kind not in RUN_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(RUN_KINDS)}")
     day = as_of or services.today()
     week = week_start(day)
     summary = RunSummary(kind=kind, week_start=week)
@@ -99,12 +111,18 @@ async def _run(services: Services, outbox: Outbox, summary: RunSummary, day: dat
         async with services.db.writing() as session:
             released = await release_uncertain(session, kind, week)
         logger.info("%s run, week of %s: %d uncertain recipient(s) released for resending", kind, week, released)
+    # Deadlines ride in the weekly reminder; those left over go alone in the deadlines run after it.
+    deadlines = await secretaries_with_deadlines(services, day) if kind in ("reminder", DEADLINES) else {}
     if kind == "reminder":
-        outgoing, summary.away = await _reminders(services, day)
+        outgoing, summary.away = await _reminders(services, day, deadlines)
+    elif kind == DEADLINES:
+        outgoing = deadline_outgoing(services, deadlines, day)
+        await forget_old_candidates(services, day)
     else:
         outgoing = await _digests(services, day)
     summary.recipients = len(outgoing)
     counts = await delivery.send_all(outgoing)
+    await mark_delivered(services, kind, day, deadlines, [item.person_id for item in outgoing])
     summary.sent, summary.skipped, summary.failed, summary.blocked = (
         counts.sent, counts.skipped, counts.failed, counts.blocked)
     async with services.db.writing() as session:
@@ -121,11 +139,14 @@ async def _run(services: Services, outbox: Outbox, summary: RunSummary, day: dat
                 summary.blocked)
 
 
-async def _reminders(services: Services, day: date) -> tuple[list[Outgoing], int]:
-    """Return each due secretary's reminder, and how many secretaries are away."""
+async def _reminders(services: Services, day: date,
+                     deadlines: dict[int, SecretaryDeadlines]) -> tuple[list[Outgoing], int]:
+    """Return each due secretary's reminder (with their pending deadlines), and how many secretaries are away."""
     async with services.db.reading() as session:
         due, away = await due_secretaries(session, day, services.config.bot.tz)
-    out = [Outgoing(person.person_id, reminder_messages(services.translator(person.language), person, day))
+    out = [Outgoing(person.person_id, reminder_messages(
+               services.translator(person.language), person, day,
+               reminder_extra(services, deadlines, person.person_id, person.language, day)))
            for person in due]
     return out, away
 
@@ -147,8 +168,9 @@ async def _digests(services: Services, day: date) -> list[Outgoing]:
                 if (unit_id, tr.lang) not in sections:
                     unit = await session.get(Unit, unit_id)
                     if unit is not None:
+                        pipeline = await digest_lines(session, tr, unit, day, services.config)
                         sections[unit_id, tr.lang] = await digest_section(session, tr, unit, day,
-                                                                          services.config.bot.tz)
+                                                                          services.config.bot.tz, pipeline)
         texts = [sections[u, tr.lang] for u in unit_ids if (u, tr.lang) in sections]
         if texts:
             out.append(Outgoing(person_id, [Message(chat_id, text) for text in pack(tr, texts)]))

@@ -12,8 +12,9 @@ from pathlib import Path
 from models.entities import Role
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away", "reports"}
-COMMITTEE = {"start", "help", "progress", "chart", "export", "reports"}
+SECRETARY = {"start", "help", "report", "cancel", "undo", "progress", "chart", "checkin", "away", "reports",
+             "candidates", "candidate", "admissions"}
+COMMITTEE = {"start", "help", "progress", "chart", "export", "reports", "candidates"}
 ADMIN = COMMITTEE | {"invite", "people", "template", "lock", "unlock"}
 ROOT_ADMIN = ADMIN | {"schedule"}
 

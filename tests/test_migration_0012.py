@@ -51,7 +51,7 @@ def test_0012_seals_every_personal_value_and_the_downgrade_opens_them(database_u
     keys = keys_from_environment()
     assert keys is not None
     config = alembic_config(database_url)
-    command.upgrade(config, "0010")
+    command.upgrade(config, "0011")
     engine = create_sync_engine_for(database_url)
     try:
         _fill_previous_schema(engine)
@@ -71,9 +71,9 @@ def test_0012_seals_every_personal_value_and_the_downgrade_opens_them(database_u
             conn.execute(text("UPDATE audit_entry SET reason = 'x'"))
         # Another key cannot take the downgrade: nothing changes.
         with pytest.raises(Exception):
-            command.downgrade(alembic_config(database_url, Keys.from_text(new_secret_text())), "0010")
+            command.downgrade(alembic_config(database_url, Keys.from_text(new_secret_text())), "0011")
         assert _stored(engine)["person"] == stored["person"]
-        command.downgrade(config, "0010")
+        command.downgrade(config, "0011")
         assert _stored(engine) == {"admission": (*PLAIN["admission"], "lo thi hoa"), "person": (PLAIN["person"],),
                                    "draft": (PLAIN["draft"],), "audit": PLAIN["audit"]}
         with pytest.raises(DBAPIError), engine.begin() as conn:
@@ -87,7 +87,7 @@ def test_0012_seals_every_personal_value_and_the_downgrade_opens_them(database_u
 def test_0012_without_a_key_stops_before_changing_anything(database_url: str, monkeypatch) -> None:
     from models.crypto import KEY_ENV
 
-    command.upgrade(alembic_config(database_url), "0010")
+    command.upgrade(alembic_config(database_url), "0011")
     engine = create_sync_engine_for(database_url)
     try:
         _fill_previous_schema(engine)
@@ -96,6 +96,6 @@ def test_0012_without_a_key_stops_before_changing_anything(database_url: str, mo
             migrate(database_url)
         assert _stored(engine)["person"] == (PLAIN["person"],)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0010"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0011"
     finally:
         engine.dispose()

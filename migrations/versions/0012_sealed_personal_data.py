@@ -1,7 +1,7 @@
 """Personal data sealed in place (AES-GCM), name keys as HMACs, key_check, start_attempt
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-03 17:00:00
 
 Needs the key: models.db.migrate(url, keys) hands it over in Alembic's `config.attributes["keys"]`
@@ -11,16 +11,14 @@ stops before changing anything.
 
 Upgrade, in the migration's one transaction: the `key_check` and `start_attempt` tables; on
 PostgreSQL the personal VARCHAR columns become TEXT (a sealed value is longer than the name; SQLite
-never enforces declared lengths, so its tables are not rebuilt); every admitted person's name and
-ethnicity, every person's display name, every stored conversation draft and every audit value and
+never enforces declared lengths, so its tables are not rebuilt); every admitted person's and candidate's name and
+ethnicity (and a candidate's mentor), every person's display name, every stored conversation draft and every audit value and
 reason sealed with the key; name keys become HMAC-SHA-256(folded name, birth year); the check
 value written. The audit trail's insert-only triggers are dropped and made again inside that same
 transaction (models.keys.audit_triggers_lifted).
 
 Downgrade opens everything again with the same key and writes it back in clear (name keys back to
 the folded name), then drops the two tables: refused without the key.
-
-The lead re-chains this after the candidates branch's 0011 when merging (down_revision).
 """
 
 from __future__ import annotations
@@ -29,13 +27,14 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # The personal VARCHAR columns as 0001 made them (PostgreSQL turns them to TEXT and back).
-PERSONAL_VARCHARS = (("admission", "full_name", 120), ("admission", "ethnicity", 60), ("person", "display_name", 128))
+PERSONAL_VARCHARS = (("admission", "full_name", 120), ("admission", "ethnicity", 60), ("person", "display_name", 128),
+                     ("candidate", "full_name", 120), ("candidate", "ethnicity", 60), ("candidate", "mentor_name", 120))
 
 
 def _tables():  # type: ignore[no-untyped-def]
@@ -44,6 +43,7 @@ def _tables():  # type: ignore[no-untyped-def]
 
     return [
         SealedTable("admission", ("id",), ("full_name", "ethnicity"), name_key=True),
+        SealedTable("candidate", ("id",), ("full_name", "ethnicity", "mentor_name"), name_key=True),
         SealedTable("person", ("id",), ("display_name",)),
         SealedTable("stored_state", ("kind", "key"), ("data",)),
         SealedTable("audit_entry", ("id",), ("old_value", "new_value", "reason")),

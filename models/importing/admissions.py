@@ -42,6 +42,7 @@ from models.values import (
 
 ADMISSION_COLUMNS = ("unit_code", "full_name", "birth_year", "gender", "admitted_on")
 ADMISSION_OPTIONAL = ("ethnicity", "decision_no")
+ADMISSION_LATER = ("ceremony_on", "recognized_on")  # read by models.importing.admission_dates
 _YEAR_RE = re.compile(r"^\d{4}$")
 SQLITE_CACHE_KIB = 65_536
 
@@ -285,7 +286,7 @@ def _unknown_units(data: str | bytes, codes: dict[str, str], places: dict[str, A
     lines of every code are not kept while reading it the first time, for the sake of memory."""
     if all(code in places for code in codes.values()):
         return []
-    stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
+    stream = CsvStream(data, ADMISSION_COLUMNS, (*ADMISSION_OPTIONAL, *ADMISSION_LATER))
     at = stream.columns.index("unit_code")
     problems = []
     for line, cells in stream.records():
@@ -346,7 +347,7 @@ async def plan_admissions(session: AsyncSession, data: str | bytes, today: date,
     the inserts (_drop_indexes). A file with bad rows holds the write lock only for the unit
     look-up (one query per CHUNK_ROWS codes) before its problems are raised.
     """
-    stream = CsvStream(data, ADMISSION_COLUMNS, ADMISSION_OPTIONAL)
+    stream = CsvStream(data, ADMISSION_COLUMNS, (*ADMISSION_OPTIONAL, *ADMISSION_LATER))
     dialect = session.get_bind(Admission).dialect
     db = _DriverValues(dialect)
     parsed = _parse_admissions(stream, today, db, keep_rows)

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.audit import Action, Change, entries_of_subject, record
 from models.calendar import TermStart
 from models.entities import AuditChannel, AuditEntry, Person, Unit
-from models.importing.admissions import ADMISSION_COLUMNS, ADMISSION_OPTIONAL, plan_admissions
+from models.importing.admission_dates import plan_admissions_with_dates
+from models.importing.admissions import ADMISSION_COLUMNS, ADMISSION_LATER, ADMISSION_OPTIONAL
 from models.importing.csvfile import CHUNK_ROWS, ImportPlan
 from models.importing.targets import TARGET_COLUMNS, plan_targets
 from models.importing.units import UNIT_COLUMNS, UNIT_OPTIONAL, plan_units
@@ -30,7 +31,7 @@ from models.importing.units import UNIT_COLUMNS, UNIT_OPTIONAL, plan_units
 FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "units": (UNIT_COLUMNS, UNIT_OPTIONAL),
     "targets": (TARGET_COLUMNS, ()),
-    "admissions": (ADMISSION_COLUMNS, ADMISSION_OPTIONAL),
+    "admissions": (ADMISSION_COLUMNS, (*ADMISSION_OPTIONAL, *ADMISSION_LATER)),
 }
 # A value of each column as a department would type it (the templates' guide; data, the same in every language).
 EXAMPLES = {"code": "BB-NL", "name": "Chi bộ thôn Nà Lạn", "parent_code": "BB", "kind": "cell",
@@ -72,11 +73,11 @@ async def plan_import(session: AsyncSession, kind: str, data: str | bytes, *, to
     `within`: the subtree paths of the admin importing (None: the command line, everywhere).
     `keep_rows`: count the good rows of a file that has bad ones too (a preview)."""
     if kind == "units":
-        return await plan_units(session, data, within)
+        return await plan_units(session, data, within, today=today)
     if kind == "targets":
         return await plan_targets(session, data, term_start, within)
     if kind == "admissions":
-        return await plan_admissions(session, data, today, now, within, keep_rows=keep_rows)
+        return await plan_admissions_with_dates(session, data, today, now, within, keep_rows=keep_rows)
     raise ValueError(kind)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,10 +24,11 @@ from models.importing.csvfile import (
     inside,
     read_table,
 )
+from models.importing.members import UNIT_MEMBER_COLUMNS, member_problems, set_unit_members
 from models.units import TreeError, UnitRow, load_units, stored_tree, tree_problems
 
 UNIT_COLUMNS = ("code", "name", "parent_code", "kind")
-UNIT_OPTIONAL = ("villages",)
+UNIT_OPTIONAL = ("villages", *UNIT_MEMBER_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ def parse_units(table: CsvTable) -> tuple[list[UnitRow], list[_Place], list[Prob
     return rows, places, problems
 
 
-async def plan_units(session: AsyncSession, data: str | bytes, within: Sequence[str] | None = None) -> ImportPlan:
+async def plan_units(session: AsyncSession, data: str | bytes, within: Sequence[str] | None = None,
+                     today: date | None = None) -> ImportPlan:
     """Check `code,name,parent_code,kind[,villages]` against the stored tree and count what it would do.
 
     Villages are separated by ";" (a combined cell has several); without a `villages` column the
@@ -74,12 +77,13 @@ async def plan_units(session: AsyncSession, data: str | bytes, within: Sequence[
     tree's rules (models.units.tree_problems) are checked with the other problems of each row.
     With `within` (an admin's subtree paths), a row is bad unless it changes a unit inside them or
     adds one under a unit inside them; moving a unit is allowed only to a parent inside them.
+    Optional `members_full,members_probationary` set the units' membership as of `today`.
     """
     table = read_table(data, UNIT_COLUMNS, UNIT_OPTIONAL)
     rows, places, problems = parse_units(table)
     existing = {u.code: u for u in await session.scalars(select(Unit).options(selectinload(Unit.villages)))}
     tree = stored_tree(existing.values())
-    found = tree_problems(places, tree)
+    found = tree_problems(places, tree) + member_problems(table)
     if within is not None:
         outside = _outside(places, existing, tree, within)
         lines = {line for line, _, _ in outside}
@@ -99,6 +103,7 @@ async def plan_units(session: AsyncSession, data: str | bytes, within: Sequence[
             made, updated = await load_units(session, rows)
         except TreeError as exc:  # not expected: the same rules were checked above
             raise ImportProblems(exc.problems) from None
+        await set_unit_members(session, table, today)
         return ImportCounts(total=len(rows), created=made, updated=updated)
 
     codes = {p.code for p in places} | {p.parent_code for p in places if p.parent_code}
@@ -106,9 +111,10 @@ async def plan_units(session: AsyncSession, data: str | bytes, within: Sequence[
                       problems, codes, write)
 
 
-async def import_units(session: AsyncSession, data: str | bytes) -> ImportCounts:
-    """Create or update units by code from `code,name,parent_code,kind[,villages]` (see plan_units)."""
-    return await (await plan_units(session, data)).apply()
+async def import_units(session: AsyncSession, data: str | bytes, today: date | None = None) -> ImportCounts:
+    """Create or update units by code from `code,name,parent_code,kind[,villages,members_full,members_probationary]`
+    (see plan_units)."""
+    return await (await plan_units(session, data, today=today)).apply()
 
 
 def _same(row: UnitRow, unit: Unit, tree: Mapping[str, tuple[str | None, UnitKind]]) -> bool:
