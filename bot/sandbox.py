@@ -37,7 +37,7 @@ from core.clock import Clock, ShiftedClock
 from core.config import Config, DatabaseSettings, TelegramSettings
 from localapi.demo import PEOPLE, UNITS, seed_demo
 from localapi.server import BotApiServer, BotApiState
-from models.crypto import Keys, load_keys
+from models.crypto import Keys, load_keys, write_key_file
 from models.db import create_engine_for, create_sync_engine_for, migrate, session_factory
 from models.entities import Person
 from services.telegram import TelegramOutbox
@@ -50,6 +50,7 @@ T = TypeVar("T")
 
 # A token of the right shape that only the local fake accepts; it never leaves this machine.
 SANDBOX_TOKEN = "1000000001:SANDBOX_local_fake_token_not_for_telegram"
+SANDBOX_KEY_NAME = "sandbox.key"  # the demo database's key, in the folder of [security] key_file
 BOT_USERNAME = "sandbox_ketnap_bot"
 WEB_DIR = Path(__file__).resolve().parent.parent / "localapi" / "web"  # the page, beside the fake Bot API
 RUN_KINDS = ("reminder", "digest")
@@ -150,11 +151,23 @@ class Sandbox:
         """The sandbox's own database."""
         return self.config.sandbox.database_url
 
+    @property
+    def key_file(self) -> Path:
+        """The demo database's own key (beside the real one, never the real one), made when missing.
+
+        The sandbox's database is made afresh at every start, so its key guards nothing that lasts;
+        it is a file only so that the demo runs exactly the bot's code path, sealed like production."""
+        path = self.config.security.key_file.with_name(SANDBOX_KEY_NAME)
+        if not path.exists():
+            write_key_file(path)
+        return path
+
     def bot_config(self) -> Config:
-        """Return the configuration the real bot runs with: the fake server and the sandbox database."""
+        """Return the configuration the real bot runs with: the fake server, the sandbox database and its key."""
         telegram = TelegramSettings(token=SANDBOX_TOKEN, base_url=self.api.base_url,
                                     base_file_url=self.api.base_file_url, bot_username=BOT_USERNAME)
-        return replace(self.config, telegram=telegram, database=DatabaseSettings(url=self.database_url))
+        return replace(self.config, telegram=telegram, database=DatabaseSettings(url=self.database_url),
+                       security=replace(self.config.security, key_file=self.key_file))
 
     async def start(self) -> Sandbox:
         """Bind the web port (OSError if taken), start the fake API, seed the database, start the bot."""
@@ -198,7 +211,7 @@ class Sandbox:
 
     async def _fresh_world(self) -> None:
         """Recreate the database with the demo world and the demo people's chats (emptied)."""
-        keys = load_keys(self.config.security.key_file)  # the bot's own key, as Services.build reads it
+        keys = load_keys(self.bot_config().security.key_file)  # the sandbox bot's key, as Services.build reads it
         await asyncio.to_thread(recreate_database, self.database_url, keys)
         engine = create_engine_for(self.database_url, keys=keys)
         try:
