@@ -79,6 +79,9 @@ class AdmissionsApplication(ChatApplication):
     """
 
     RECORD_BATCH = 20
+    # Polling confirms by offset, so within one run no update comes twice; a webhook's can (Telegram
+    # missed our 200): bot.lifecycle sets this in webhook mode, and every update is looked up.
+    repeats_any_time = False
     UPDATES_AT_ONCE = 4
 
     def __init__(self, **kwargs: Any) -> None:
@@ -126,7 +129,7 @@ class AdmissionsApplication(ChatApplication):
             async with db.reading() as session:
                 self._check_up_to = await highest_processed(session)
             self._repeats_looked_up = True
-        if self._check_up_to is not None and update.update_id <= self._check_up_to:
+        if self.repeats_any_time or (self._check_up_to is not None and update.update_id <= self._check_up_to):
             async with db.reading() as session:
                 if await was_processed(session, update.update_id):
                     logger.info("Skipping repeated update %s", update.update_id)

@@ -30,7 +30,7 @@ from telegram.ext import Application
 
 from telegram.ext import JobQueue
 
-from bot.app import refresh_menus
+from bot.app import AdmissionsApplication, refresh_menus
 from bot.polling import ALLOWED_UPDATES, Poller
 from bot.webhook import WebhookServer
 from models.db import Database
@@ -72,6 +72,8 @@ async def running(application: Application[Any, Any, Any, Any, Any, Any], *, pol
             await receiver.start()
             stack.push_async_callback(receiver.stop)
         elif webhook:
+            if isinstance(application, AdmissionsApplication):
+                application.repeats_any_time = True
             receiver = WebhookServer(application, services.config.webhook, services.scheduler)
             await receiver.start()
             stack.push_async_callback(receiver.stop)
