@@ -4,7 +4,7 @@ Exactly one process at a time is the *leader*: it holds a session-level PostgreS
 (`pg_try_advisory_lock`) on a connection of its own, kept open for as long as it leads. The others
 are *standbys*: every `retry_seconds` they try the lock again. When the leader dies (even by
 kill -9) its connection ends, PostgreSQL releases the lock, and a standby takes it at its next
-try: the weekly jobs move within `retry_seconds` (20 s by default, well within a minute), and the
+try: the weekly jobs move within `retry_seconds` (10 s by default, well within a minute), and the
 takeover's catch-up (services.scheduling.start) finishes a run the old leader left half-way. The
 sent-log already makes a second run send nobody anything twice; leadership only prevents the
 waste of two runs.
@@ -30,7 +30,7 @@ from models.db import Database, advisory_key
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "scheduler"
-RETRY_SECONDS = 20.0
+RETRY_SECONDS = 10.0
 
 Hook = Callable[[], Awaitable[None]]
 

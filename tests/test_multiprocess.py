@@ -153,7 +153,7 @@ def test_the_standby_finishes_the_run_of_a_leader_killed_half_way(tmp_path: Path
         leader.wait(timeout=10)
         at_kill = len(reminders())
         assert at_kill < recipients, "the run ended before the kill: the test proves nothing"
-        # The standby takes over within its retry interval (20 s) and finishes the week's run.
+        # The standby takes over within its retry interval (10 s) and finishes the week's run.
         server.state.wait_for(lambda: _healthy(ports[1]) == "leader", timeout=40)
         with engine.connect() as conn:
             def completed() -> bool:
