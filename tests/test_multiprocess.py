@@ -13,7 +13,6 @@ Skipped when PostgreSQL is not reachable, like every PostgreSQL case of the suit
 from __future__ import annotations
 
 import http.client
-import itertools
 import json
 import os
 import signal
@@ -176,8 +175,8 @@ def test_the_standby_finishes_the_run_of_a_leader_killed_half_way(tmp_path: Path
 class RoundRobinProxy:
     """A reverse proxy as nginx with two upstreams would be: each POST goes to the next process in turn."""
 
-    def __init__(self, ports: tuple[int, int]) -> None:
-        turns = itertools.cycle(ports)
+    def __init__(self, ports: tuple[int, ...], port: int = 0) -> None:
+        self.ports = list(ports)  # the upstreams; may be changed between requests
         lock = threading.Lock()
         self.sent_to: list[int] = []
         outer = self
@@ -186,7 +185,7 @@ class RoundRobinProxy:
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with lock:
-                    port = next(turns)
+                    port = outer.ports[len(outer.sent_to) % len(outer.ports)]
                     outer.sent_to.append(port)
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 try:
@@ -203,7 +202,7 @@ class RoundRobinProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
