@@ -119,7 +119,7 @@ class AdmissionsApplication(ChatApplication):
             if await was_processed(shared, update.update_id):
                 logger.info("Skipping repeated update %s", update.update_id)
                 return
-            await self._read_fresh_state(update)
+            await self._read_fresh_state(update, shared)
             await super().process_update(update)
             await self.update_persistence()
             await mark_processed(shared, [update.update_id], self.services.clock.now())  # commits with the lock
@@ -144,7 +144,7 @@ class AdmissionsApplication(ChatApplication):
             except Exception:  # noqa: BLE001 - handled already: never run the handlers again for this
                 logger.exception("Could not record processed updates yet; retried before confirming them")
 
-    async def _read_fresh_state(self, update: Update) -> None:
+    async def _read_fresh_state(self, update: Update, connection: AsyncConnection) -> None:
         """Replace this process's copy of the sender's user_data and conversation states by the database's."""
         user = update.effective_user
         if user is None or not isinstance(self.persistence, DatabasePersistence):
@@ -152,7 +152,7 @@ class AdmissionsApplication(ChatApplication):
         keys = {name: key for name, key in ((name, _conversation_key(handler, update))
                                             for name, handler in self._persistent_conversations())
                 if key is not None}
-        user_data, states = await self.persistence.fresh(user.id, keys)
+        user_data, states = await self.persistence.fresh(user.id, keys, connection)
         # PTB keeps both in private dicts; writing them untracked means "this is what is stored".
         if user_data is None:
             self._user_data.pop(user.id, None)

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
 from models.db import Database
@@ -61,7 +62,8 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
             await session.execute(delete(StoredState).where(StoredState.kind == kind, StoredState.key == key))
         self._stored.pop((kind, key), None)
 
-    async def fresh(self, user_id: int, conversations: dict[str, ConversationKey]
+    async def fresh(self, user_id: int, conversations: dict[str, ConversationKey],
+                    connection: AsyncConnection | None = None
                     ) -> tuple[dict[str, Any] | None, dict[str, object | None]]:
         """Read one person's user_data and conversation states as the database holds them now.
 
@@ -69,13 +71,18 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         (bot.app reads them under the chat's lock before each update). Returns (user_data or None,
         {conversation name: state or None}); what is read becomes what this process knows is stored,
         so an unchanged value is not written back and an ended conversation is deleted.
+        `connection`: read on it (the chat lock's), rather than in a session of its own.
         """
         wanted = {(USER_DATA, str(user_id)): None}
         wanted.update({(f"{CONVERSATION}:{name}", json.dumps(list(key))): name for name, key in conversations.items()})
-        async with self.db.reading() as session:
-            rows = {(row.kind, row.key): row.data for row in await session.scalars(
-                select(StoredState).where(or_(*(
-                    (StoredState.kind == kind) & (StoredState.key == key) for kind, key in wanted))))}
+        query = select(StoredState.kind, StoredState.key, StoredState.data).where(or_(*(
+            (StoredState.kind == kind) & (StoredState.key == key) for kind, key in wanted)))
+        if connection is None:
+            async with self.db.reading() as session:
+                found = (await session.execute(query)).all()
+        else:
+            found = (await connection.execute(query)).all()
+        rows = {(kind, key): data for kind, key, data in found}
         user_data: dict[str, Any] | None = None
         states: dict[str, object | None] = {}
         for (kind, key), name in wanted.items():
