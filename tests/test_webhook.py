@@ -16,6 +16,7 @@ import logging
 import signal
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -258,3 +259,55 @@ def test_kill_9_mid_update_is_delivered_again_and_handled_once(tmp_path: Path) -
             bot.kill()
             bot.wait(timeout=10)
         server.stop()
+
+
+def test_a_second_run_on_the_same_sqlite_file_says_why_it_does_not_start(tmp_path: Path) -> None:
+    server = BotApiServer().start()
+    bot: subprocess.Popen[bytes] | None = None
+    try:
+        port = free_port()
+        _webhook_config(tmp_path, server, port)
+        assert _cli(tmp_path, "init").returncode == 0
+        bot = _start(tmp_path)
+        deadline = time.monotonic() + 30
+        while not any(c.method == "setWebhook" for c in server.state.calls):
+            assert time.monotonic() < deadline, "the first process did not start"
+            time.sleep(0.1)
+        second = _cli(tmp_path, "run")
+        assert second.returncode == 1
+        assert "SQLite" in second.stderr and "PostgreSQL" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        if bot is not None and bot.poll() is None:
+            bot.send_signal(signal.SIGTERM)
+            bot.wait(timeout=20)
+        server.stop()
+
+
+@pytest.mark.parametrize(("raw", "environ", "error"), [
+    ({"telegram": {"mode": "webhook"}, "webhook": {"secret_token": "a"}}, {}, "webhook.url: required"),
+    ({"telegram": {"mode": "webhook"}, "webhook": {"url": "https://x.vn/t"}}, {}, "webhook.secret_token: required"),
+    ({"webhook": {"secret_token": "a" * 257}}, {}, "webhook.secret_token: expected 1–256"),
+    ({"webhook": {"secret_token": "with space"}}, {}, "webhook.secret_token: expected"),
+    ({"webhook": {"url": "ftp://x.vn"}}, {}, "webhook.url: expected"),
+    ({"webhook": {"port": 0}}, {}, "webhook.port"),
+    ({"telegram": {"mode": "hook"}}, {}, "telegram.mode: expected one of polling, webhook"),
+])
+def test_webhook_settings_are_checked_at_start_naming_the_key(raw: dict, environ: dict, error: str) -> None:
+    from core.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=error.replace(".", r"\.")):
+        parse_config(raw, environ)
+
+
+def test_webhook_settings_defaults_the_longest_secret_and_the_environment() -> None:
+    from core.config import parse_config
+
+    assert parse_config({}, {}).telegram.mode == "polling"
+    defaults = parse_config({}, {}).webhook
+    assert (defaults.listen, defaults.port, defaults.url, defaults.secret_token) == ("127.0.0.1", 8443, None, None)
+    longest = parse_config({"webhook": {"secret_token": "a" * 256}}, {}).webhook.secret_token
+    assert longest == "a" * 256
+    chosen = parse_config({"telegram": {"mode": "webhook"}, "webhook": {"url": "https://x.vn/t"}},
+                          {"TELEGRAM_WEBHOOK_SECRET": "from-env"}).webhook
+    assert chosen.secret_token == "from-env"
+    assert parse_config({"webhook": {"secret_token": "file"}}, {"TELEGRAM_WEBHOOK_SECRET": "env"}).webhook.secret_token == "env"
