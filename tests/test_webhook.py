@@ -311,3 +311,56 @@ def test_webhook_settings_defaults_the_longest_secret_and_the_environment() -> N
                           {"TELEGRAM_WEBHOOK_SECRET": "from-env"}).webhook
     assert chosen.secret_token == "from-env"
     assert parse_config({"webhook": {"secret_token": "file"}}, {"TELEGRAM_WEBHOOK_SECRET": "env"}).webhook.secret_token == "env"
+
+
+def test_the_fake_delivers_chats_in_parallel_but_one_chats_updates_in_order(api_server) -> None:  # type: ignore[no-untyped-def]
+    """What the benchmark and the proxy tests rely on: Telegram's parallel connections, a chat's order kept."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, int, int, float]] = []  # ("start"|"end", chat, update_id, time)
+    lock = threading.Lock()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            update = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            chat = update["message"]["chat"]["id"]
+            with lock:
+                seen.append(("start", chat, update["update_id"], time.monotonic()))
+            time.sleep(0.15)
+            with lock:
+                seen.append(("end", chat, update["update_id"], time.monotonic()))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        api_server.state.webhook_connections = 4
+        pushed = [api_server.state.push_text(chat, f"tin {n}") for n in range(3) for chat in (1, 2, 3)]
+        request = urllib.request.Request(
+            f"{api_server.base_url}{'1:' + 'A' * 35}/setWebhook",
+            data=json.dumps({"url": f"http://127.0.0.1:{receiver.server_address[1]}/hook"}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["ok"]
+        api_server.state.wait_for(lambda: len([e for e in seen if e[0] == "end"]) == len(pushed), timeout=20)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    in_flight, most = {}, 0
+    for kind, chat, update_id, _ in seen:
+        if kind == "start":
+            assert chat not in in_flight, "two updates of one chat were POSTed at once"
+            in_flight[chat] = update_id
+            most = max(most, len(in_flight))
+        else:
+            del in_flight[chat]
+    assert most >= 2  # chats went in parallel
+    for chat in (1, 2, 3):
+        order = [update_id for kind, c, update_id, _ in seen if kind == "start" and c == chat]
+        assert order == sorted(u["update_id"] for u in pushed if u["message"]["chat"]["id"] == chat)
