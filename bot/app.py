@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, Defaults, MessageHandler
+from telegram.ext import (
+    Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, ConversationHandler, Defaults, MessageHandler,
+)
 from telegram.ext import filters
 
 from bot.persistence import DatabasePersistence
@@ -39,6 +46,27 @@ FEATURE_GROUP = 0
 PROCESSED_KEPT = timedelta(days=7)  # Telegram redelivers only recent updates
 
 
+class ChatTurns:
+    """In-process locks per chat: the updates of one chat are handled one after another."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: dict[int, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold this chat's turn for the block (a lock forgotten again once nobody waits for it)."""
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        self._waiting[chat_id] = self._waiting.get(chat_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[chat_id] -= 1
+            if not self._waiting[chat_id]:
+                del self._waiting[chat_id], self._locks[chat_id]
+
+
 class AdmissionsApplication(ChatApplication):
     """Application that skips repeated updates and persists state right after each update.
 
@@ -46,9 +74,20 @@ class AdmissionsApplication(ChatApplication):
     it, so a redelivery after a crash cannot repeat its effects. Updates that only read (most of
     /progress) are recorded in groups of RECORD_BATCH, and whenever the poller finishes a batch
     (bot.polling), saving a transaction each: after a crash, at worst those few answers repeat.
+
+    Updates of one chat are handled one at a time, in this process (ChatTurns) and, on PostgreSQL,
+    across every process sharing the database (models.db.Database.serialised: a transaction-level
+    advisory lock keyed by the chat). There, under that lock, the update is looked up in the
+    processed-update record (another process may have handled a re-delivery), the sender's
+    conversation state is read afresh from the database (another process may have moved it), and
+    the update is recorded in the lock's own transaction, before the next one of that chat runs.
     """
 
     RECORD_BATCH = 20
+    # Polling confirms by offset, so within one run no update comes twice; a webhook's can (Telegram
+    # missed our 200): bot.lifecycle sets this in webhook mode, and every update is looked up.
+    repeats_any_time = False
+    UPDATES_AT_ONCE = 4
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,18 +97,44 @@ class AdmissionsApplication(ChatApplication):
         # its own at once). Telegram's ids only grow, so later ones are new. Unknown until looked up.
         self._repeats_looked_up = False
         self._check_up_to: int | None = None
+        # One update per chat at a time (a chat's updates in order), a few chats at once (webhook
+        # requests arrive together; each holds a pooled connection for its chat lock on PostgreSQL).
+        self._turns = ChatTurns()
+        self._updates_at_once = asyncio.Semaphore(self.UPDATES_AT_ONCE)
+        self._persistent: list[tuple[str, ConversationHandler]] | None = None
 
     async def process_update(self, update: object) -> None:
-        """Process an update once; flush conversation state before confirming it as processed."""
+        """Process an update once, in its chat's turn; flush conversation state before confirming it."""
         if not isinstance(update, Update):
             await super().process_update(update)
+            return
+        chat_id = _chat_of(update)
+        if chat_id is None:  # nothing the bot handles comes without a chat; kept for completeness
+            await self._process_once(update, None)
+            return
+        async with self._turns.turn(chat_id), self._updates_at_once:
+            async with self.services.db.serialised(chat_id) as shared:
+                await self._process_once(update, shared)
+
+    async def _process_once(self, update: Update, shared: AsyncConnection | None) -> None:
+        """Skip a repeat, else handle it and flush; `shared`: the chat lock's connection (PostgreSQL)."""
+        if shared is not None:
+            # Another process may have handled this very update (a re-delivery) or this person's
+            # previous one: ask the database, under the chat's lock, and read their state afresh.
+            if await was_processed(shared, update.update_id):
+                logger.info("Skipping repeated update %s", update.update_id)
+                return
+            await self._read_fresh_state(update, shared)
+            await super().process_update(update)
+            await self.update_persistence()
+            await mark_processed(shared, [update.update_id], self.services.clock.now())  # commits with the lock
             return
         db = self.services.db
         if not self._repeats_looked_up:
             async with db.reading() as session:
                 self._check_up_to = await highest_processed(session)
             self._repeats_looked_up = True
-        if self._check_up_to is not None and update.update_id <= self._check_up_to:
+        if self.repeats_any_time or (self._check_up_to is not None and update.update_id <= self._check_up_to):
             async with db.reading() as session:
                 if await was_processed(session, update.update_id):
                     logger.info("Skipping repeated update %s", update.update_id)
@@ -84,6 +149,33 @@ class AdmissionsApplication(ChatApplication):
             except Exception:  # noqa: BLE001 - handled already: never run the handlers again for this
                 logger.exception("Could not record processed updates yet; retried before confirming them")
 
+    async def _read_fresh_state(self, update: Update, connection: AsyncConnection) -> None:
+        """Replace this process's copy of the sender's user_data and conversation states by the database's."""
+        user = update.effective_user
+        if user is None or not isinstance(self.persistence, DatabasePersistence):
+            return
+        keys = {name: key for name, key in ((name, _conversation_key(handler, update))
+                                            for name, handler in self._persistent_conversations())
+                if key is not None}
+        user_data, states = await self.persistence.fresh(user.id, keys, connection)
+        # PTB keeps both in private dicts; writing them untracked means "this is what is stored".
+        if user_data is None:
+            self._user_data.pop(user.id, None)
+        else:
+            self._user_data[user.id] = user_data
+        for name, state in states.items():
+            conversations = self._conversation_handler_conversations[name]
+            if state is None:
+                conversations.data.pop(keys[name], None)
+            else:
+                conversations.update_no_track({keys[name]: state})
+
+    def _persistent_conversations(self) -> list[tuple[str, ConversationHandler]]:
+        if self._persistent is None:
+            self._persistent = [(handler.name, handler) for group in self.handlers.values() for handler in group
+                                   if isinstance(handler, ConversationHandler) and handler.persistent and handler.name]
+        return self._persistent
+
     async def record_processed(self) -> None:
         """Record every handled update not yet recorded, in one statement (no session: bookkeeping only)."""
         if not self.unrecorded:
@@ -92,6 +184,32 @@ class AdmissionsApplication(ChatApplication):
         async with self.services.db.engine.begin() as connection:
             await mark_processed(connection, update_ids, self.services.clock.now())
         del self.unrecorded[: len(update_ids)]
+
+
+def _chat_of(update: Update) -> int | None:
+    """Return the chat an update belongs to (its sender's, for a button on a message of theirs)."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return update.effective_user.id if update.effective_user is not None else None
+
+
+def _conversation_key(handler: ConversationHandler, update: Update) -> tuple[int, ...] | None:  # type: ignore[type-arg]
+    """Return the key under which `handler` keeps this update's conversation (as PTB builds it)."""
+    chat, user = update.effective_chat, update.effective_user
+    key: list[int] = []
+    if handler.per_chat:
+        if chat is None:
+            return None
+        key.append(chat.id)
+    if handler.per_user:
+        if user is None:
+            return None
+        key.append(user.id)
+    if handler.per_message:
+        if update.callback_query is None or update.callback_query.message is None:
+            return None
+        key.append(update.callback_query.message.message_id)
+    return tuple(key)
 
 
 async def stale_button(update: Update, context: BotContext) -> None:

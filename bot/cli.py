@@ -447,7 +447,7 @@ def no_token(config: Config, texts: Texts | None = None) -> int:
 
 
 def cmd_run(cli: Cli, args: argparse.Namespace) -> int:
-    """Run the bot (long polling) until interrupted; with no token, run the local sandbox instead."""
+    """Run the bot (long polling, or webhook with `[telegram] mode`) until interrupted; no token: the sandbox."""
     if not cli.config.has_token:
         no_token(cli.config, cli.texts)
         for lang in ("vi", "en"):
@@ -461,9 +461,10 @@ def cmd_run(cli: Cli, args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = _stop_on_signals()
-        async with running(build_application(cli.config), poll=True, jobs=True) as poller:
-            assert poller is not None
-            ended = asyncio.ensure_future(poller.wait())
+        webhook = cli.config.telegram.mode == "webhook"
+        async with running(build_application(cli.config), poll=not webhook, webhook=webhook, jobs=True) as receiver:
+            assert receiver is not None
+            ended = asyncio.ensure_future(receiver.wait())
             await asyncio.wait({ended, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
             if ended.done() and ended.exception() is not None:
                 raise ended.exception()  # type: ignore[misc]
@@ -471,7 +472,9 @@ def cmd_run(cli: Cli, args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve())
     except AlreadyRunning:
-        raise CliError(_both(cli, "cli.already_running", url=cli.safe_url), 1) from None
+        key = "webhook.sqlite_one_process" if make_url(cli.config.database.url).get_backend_name() == "sqlite" \
+            else "cli.already_running"
+        raise CliError(_both(cli, key, url=cli.safe_url), 1) from None
     return 0
 
 

@@ -3,6 +3,10 @@
 Only user data and conversation states are stored (as JSON in `stored_state`); bot data holds
 live objects (engine, config) and is never persisted. Every write is its own transaction, and
 the application flushes after each update (see bot.app.AdmissionsApplication).
+
+The database is the one truth when several processes share it (PostgreSQL): before each update
+the application takes the chat's lock and reads that person's state afresh (`fresh`), so an
+answer handled by another process a moment ago is seen here, and flushes before releasing it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
 from models.db import Database
@@ -57,6 +62,42 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
             await session.execute(delete(StoredState).where(StoredState.kind == kind, StoredState.key == key))
         self._stored.pop((kind, key), None)
 
+    async def fresh(self, user_id: int, conversations: dict[str, ConversationKey],
+                    connection: AsyncConnection | None = None
+                    ) -> tuple[dict[str, Any] | None, dict[str, object | None]]:
+        """Read one person's user_data and conversation states as the database holds them now.
+
+        Another process sharing the database may have moved them since this one last looked
+        (bot.app reads them under the chat's lock before each update). Returns (user_data or None,
+        {conversation name: state or None}); what is read becomes what this process knows is stored,
+        so an unchanged value is not written back and an ended conversation is deleted.
+        `connection`: read on it (the chat lock's), rather than in a session of its own.
+        """
+        wanted = {(USER_DATA, str(user_id)): None}
+        wanted.update({(f"{CONVERSATION}:{name}", json.dumps(list(key))): name for name, key in conversations.items()})
+        query = select(StoredState.kind, StoredState.key, StoredState.data).where(or_(*(
+            (StoredState.kind == kind) & (StoredState.key == key) for kind, key in wanted)))
+        if connection is None:
+            async with self.db.reading() as session:
+                found = (await session.execute(query)).all()
+        else:
+            found = (await connection.execute(query)).all()
+        rows = {(kind, key): data for kind, key, data in found}
+        user_data: dict[str, Any] | None = None
+        states: dict[str, object | None] = {}
+        for (kind, key), name in wanted.items():
+            data = rows.get((kind, key))
+            if data is None:
+                self._stored.pop((kind, key), None)
+            else:
+                self._stored[(kind, key)] = data
+            value = None if data is None else json.loads(data)
+            if name is None:
+                user_data = value
+            else:
+                states[name] = value
+        return user_data, states
+
     async def get_user_data(self) -> dict[int, dict[str, Any]]:
         """Return every stored user_data dict."""
         return {int(key): value for key, value in (await self._load(USER_DATA)).items()}
@@ -73,7 +114,7 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         await self._drop(USER_DATA, str(user_id))
 
     async def refresh_user_data(self, user_id: int, user_data: dict[str, Any]) -> None:
-        """Nothing to refresh: this process is the only writer."""
+        """Nothing to refresh here: bot.app reads the sender's data afresh (`fresh`) before each update."""
 
     async def get_conversations(self, name: str) -> ConversationDict:
         """Return the stored states of one conversation handler."""

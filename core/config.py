@@ -33,6 +33,53 @@ class TelegramSettings:
     base_url: str = DEFAULT_BASE_URL
     base_file_url: str | None = None
     bot_username: str | None = None
+    mode: str = "polling"  # "polling" (one process) or "webhook" (see [webhook])
+
+
+# --- webhook mode (issue 15): [telegram] mode and the [webhook] section -----------------------
+MODES = ("polling", "webhook")
+WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The `[webhook]` section: where Telegram POSTs updates in webhook mode (bot.webhook serves it)."""
+
+    url: str | None = None  # the public HTTPS URL Telegram calls (the reverse proxy's)
+    listen: str = "127.0.0.1"  # the address the bot's own HTTP listener binds (behind the proxy)
+    port: int = 8443
+    secret_token: str | None = None  # TELEGRAM_WEBHOOK_SECRET overrides; required in webhook mode
+
+
+def _webhook(raw: dict[str, Any], environ: dict[str, str], mode: str) -> WebhookSettings:
+    """Parse `[webhook]`; in webhook mode the URL and the secret token are required."""
+    w = _section(raw, "webhook", _names(WebhookSettings))
+    d = WebhookSettings()
+    url = w.get("url")
+    if url is not None:
+        url = _str(url, "webhook.url").strip() or None
+    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"webhook.url: expected the public https:// URL Telegram calls, got {url!r}")
+    secret = environ.get(WEBHOOK_SECRET_ENV) or w.get("secret_token") or None
+    if secret is not None:
+        secret = _str(secret, "webhook.secret_token")
+        if not _SECRET_RE.match(secret):
+            raise ConfigError("webhook.secret_token: expected 1–256 characters of A-Z, a-z, 0-9, _ and - "
+                              f"(or set {WEBHOOK_SECRET_ENV})")
+    if mode == "webhook":
+        if url is None:
+            raise ConfigError("webhook.url: required when telegram.mode = \"webhook\" (the public https:// URL)")
+        if secret is None:
+            raise ConfigError(f"webhook.secret_token: required when telegram.mode = \"webhook\" "
+                              f"(or set {WEBHOOK_SECRET_ENV})")
+    return WebhookSettings(
+        url=url,
+        listen=_str(w.get("listen", d.listen), "webhook.listen").strip() or d.listen,
+        port=_int(w.get("port", d.port), "webhook.port", 1, 65535),
+        secret_token=secret,
+    )
+# --- end of webhook mode ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -134,6 +181,7 @@ class Config:
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
     path: Path | None = None
 
     @property
@@ -230,7 +278,7 @@ def _names(cls: type) -> tuple[str, ...]:
 def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, path: Path | None = None) -> Config:
     """Build a validated Config from parsed TOML; `environ` may override secrets."""
     environ = dict(os.environ) if environ is None else environ
-    sections = ("telegram", "database", "bot", "reminders", "sandbox", "security", "pipeline")
+    sections = ("telegram", "database", "bot", "reminders", "sandbox", "security", "pipeline", "webhook")
     for name in raw:
         if name not in sections:
             raise ConfigError(f"[{name}]: unknown section (known: {', '.join(sections)})")
@@ -250,7 +298,11 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, pat
     username = tg.get("bot_username")
     if username is not None:
         username = _str(username, "telegram.bot_username").lstrip("@") or None
-    telegram = TelegramSettings(token=token, base_url=base_url, base_file_url=base_file_url, bot_username=username)
+    mode = _str(tg.get("mode", TelegramSettings.mode), "telegram.mode")
+    if mode not in MODES:
+        raise ConfigError(f"telegram.mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    telegram = TelegramSettings(token=token, base_url=base_url, base_file_url=base_file_url, bot_username=username,
+                                mode=mode)
 
     dbs = _section(raw, "database", _names(DatabaseSettings))
     url = _str(dbs.get("url", DatabaseSettings.url), "database.url")
@@ -294,7 +346,8 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, pat
         database_url=_str(s.get("database_url", SandboxSettings.database_url), "sandbox.database_url"),
     )
     return Config(telegram=telegram, database=database, bot=bot, reminders=reminders, sandbox=sandbox,
-                  security=_security(raw), pipeline=_pipeline(raw), path=path)
+                  security=_security(raw), pipeline=_pipeline(raw), webhook=_webhook(raw, environ, mode),
+                  path=path)
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:

@@ -72,7 +72,8 @@ Updates
     a loopback host (127.0.0.0/8, ::1, localhost) on any port is allowed, so tests can receive
     webhooks; ``secret_token`` at most 256 characters of ``A-Za-z0-9_-``; ``allowed_updates`` a
     JSON array of known update types (stricter than Telegram, which ignores unknown names);
-    pending updates are then POSTed by :class:`localapi.webhook.WebhookDeliverer`, and
+    pending updates are then POSTed by :class:`localapi.webhook.WebhookDeliverer` (over
+    ``state.webhook_connections`` parallel connections, one chat's updates in order), and
     ``allowed_updates`` filters webhook delivery (getUpdates remembers it but does not filter yet).
 
 Test-side behaviour: :meth:`BotApiState.fail_next` (queued errors), :meth:`BotApiState.delay_next`
@@ -105,6 +106,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from localapi.errors import ApiError
 from localapi.telegram_html import visible_html
 from localapi.webhook import WebhookDeliverer
+from localapi.webhook import chat_of as webhook_chat_of
 
 __all__ = ["METHOD_PARAMS", "ApiError", "BotApiServer", "BotApiState", "Call"]
 
@@ -383,6 +385,7 @@ class BotApiState:
         self.webhook_last_error_message: str | None = None
         self.webhook_backoff: tuple[float, float] = (0.05, 1.0)
         self.webhook_timeout = 10.0
+        self.webhook_connections = 1  # POSTs at once (Telegram: up to max_connections); 1 = strict order
         self.allowed_updates: frozenset[str] = _DEFAULT_UPDATE_TYPES
         self._deliverer: WebhookDeliverer | None = None
         self._poll_epoch = 0
@@ -989,20 +992,43 @@ class BotApiState:
     # ----------------------------------------------------------------- webhook delivery (see localapi.webhook)
 
     def _next_webhook_update(self, deliverer: WebhookDeliverer) -> dict | None:
-        """Block until an update is pending for this deliverer (None once it is stopped)."""
+        """Block until an update is pending that no connection is POSTing and whose chat is free; take it.
+
+        None once the deliverer is stopped. Updates are taken oldest first; one of a chat whose
+        previous update is still being POSTed waits (Telegram keeps a chat's updates in order).
+        """
         with self._cond:
             while True:
                 if deliverer.stopped.is_set() or self._deliverer is not deliverer:
                     return None
                 self._drop_unwanted_updates()
-                if self._updates:
-                    return copy.deepcopy(self._updates[0])
+                seen_chats: set[int] = set()
+                for update in self._updates:
+                    chat = webhook_chat_of(update)
+                    free = update["update_id"] not in deliverer.taken and chat not in deliverer.busy_chats \
+                        and chat not in seen_chats
+                    if chat is not None:
+                        seen_chats.add(chat)
+                    if free:
+                        deliverer.taken.add(update["update_id"])
+                        if chat is not None:
+                            deliverer.busy_chats.add(chat)
+                        return copy.deepcopy(update)
                 self._cond.wait()
 
-    def _webhook_delivered(self, deliverer: WebhookDeliverer, update_id: int) -> None:
+    def _webhook_released(self, deliverer: WebhookDeliverer, update: dict) -> None:
+        """Give an update back (its connection stopped before a 2xx): another delivery may take it."""
+        with self._cond:
+            deliverer.taken.discard(update["update_id"])
+            deliverer.busy_chats.discard(webhook_chat_of(update))  # type: ignore[arg-type]
+            self._cond.notify_all()
+
+    def _webhook_delivered(self, deliverer: WebhookDeliverer, update: dict) -> None:
         """Drop an update the webhook answered with 2xx."""
         with self._cond:
-            self._updates = [u for u in self._updates if u["update_id"] != update_id]
+            self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+            deliverer.taken.discard(update["update_id"])
+            deliverer.busy_chats.discard(webhook_chat_of(update))  # type: ignore[arg-type]
             self.stats["webhook_delivered"] += 1
             self._cond.notify_all()
 
@@ -1116,7 +1142,8 @@ class BotApiState:
         self._stop_deliverer()
         if self.webhook_url and _is_loopback_host(urlsplit(self.webhook_url).netloc.rpartition("@")[2]):
             self._deliverer = WebhookDeliverer(
-                self, self.webhook_url, self.webhook_secret_token, timeout=self.webhook_timeout
+                self, self.webhook_url, self.webhook_secret_token, timeout=self.webhook_timeout,
+                connections=min(self.webhook_connections, self.webhook_max_connections),
             ).start()
 
     def _allowed_updates(self, value: Any) -> frozenset[str] | None:

@@ -12,7 +12,7 @@ import os
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.crypto import Keys, attach, keys_from_environment
@@ -185,7 +185,7 @@ class Database:
             finally:
                 os.close(fd)  # closing releases the lock
             return
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = advisory_key(name)
         async with self.engine.connect() as connection:
             held = bool(await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
             await connection.commit()
@@ -196,9 +196,36 @@ class Database:
                     await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
                     await connection.commit()
 
+    @asynccontextmanager
+    async def serialised(self, chat_id: int) -> AsyncIterator[AsyncConnection | None]:
+        """Take this chat's turn across processes for the block (PostgreSQL); yield the lock's connection.
+
+        A transaction-level advisory lock (`pg_advisory_xact_lock`, two-key form: CHAT_LOCKS and the
+        chat id folded to 32 bits; two chats sharing a key only wait for each other) on a connection
+        of its own, held until the block ends and its transaction commits. Whatever the block
+        writes on the yielded connection commits with the lock's release. A process that dies
+        mid-block loses its connection, and with it the lock. SQLite has one process: None.
+        """
+        if self.dialect != "postgresql":
+            yield None
+            return
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                                     {"space": CHAT_LOCKS, "key": (chat_id % (1 << 32)) - (1 << 31)})
+            yield connection
+            await connection.commit()
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+CHAT_LOCKS = 15  # first key of the per-chat advisory locks (the two-key space never meets advisory_key's)
+
+
+def advisory_key(name: str) -> int:
+    """Return the 64-bit PostgreSQL advisory lock key of a named lock ("poller", "scheduler")."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def _lock_path(url: str, name: str) -> Path | None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from models.entities import ProcessedUpdate
 
 
-async def was_processed(session: AsyncSession, update_id: int) -> bool:
+async def was_processed(session: AsyncSession | AsyncConnection, update_id: int) -> bool:
     """Tell whether this update id was handled before."""
     return await session.scalar(select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id == update_id)) is not None
 

@@ -17,6 +17,7 @@ from core.config import Config
 from core.i18n import Texts, Translator, language_of
 from models.crypto import load_keys
 from models.db import Database
+from services.leadership import SchedulerRole
 
 Sleep = Callable[[float], Awaitable[object]]
 
@@ -43,6 +44,7 @@ class Services:
     cache: FreshCache
     writes: WriteCount
     sleep: Sleep = field(default=asyncio.sleep)  # waits between retries; tests record them instead
+    scheduler: SchedulerRole = field(default_factory=SchedulerRole)  # leader unless services.leadership says not
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock | None = None, sleep: Sleep | None = None) -> Services:

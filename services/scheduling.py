@@ -64,7 +64,12 @@ async def effective_schedules(services: Services) -> dict[str, tuple[Schedule, b
 
 async def reschedule(services: Services, jobs: Jobs, kinds: tuple[str, ...] = KINDS,
                      after: datetime | None = None) -> None:
-    """Replace the job of each kind with one due at its next allowed time after `after` (default now)."""
+    """Replace the job of each kind with one due at its next allowed time after `after` (default now).
+
+    Only the leader keeps jobs (services.leadership): a standby that changed the schedule (/schedule)
+    leaves it to the leader, which picks the stored schedule up at its next check."""
+    if not services.scheduler.leader:
+        return
     now = services.clock.now()
     after = after or now
     calendar = calendar_of(services.config)

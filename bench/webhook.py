@@ -1,0 +1,338 @@
+"""Webhook throughput on PostgreSQL: /progress and a full /report conversation, with 1 and 2 bot processes.
+
+    .venv/bin/python -m bench.webhook --url postgresql://127.0.0.1:5432/bench_webhook [--updates 300] [--reports 40]
+
+The database is created if missing and its tables are re-created (it is the benchmark's own).
+One harness for everything: the local fake Bot API (localapi, in this process) delivering by
+POST over 8 parallel connections (one chat's updates in order, as Telegram), and a round-robin
+reverse proxy in a process of its own in front of the upstreams (as nginx would be). Measured in one run, one after
+another on the same harness:
+
+- a bare PTB echo bot in webhook mode (PTB's own tornado webhook, a subprocess), texts echoed;
+- the bot (`bench.webhook serve`: `run` in webhook mode without the 30 msg/s rate limiter, a
+  subprocess per process) with 1 process, then with 2 behind the proxy:
+  /progress from 20 committee members of the district, and whole /report conversations
+  (9 updates each: /report, name, birth year, sex, ethnicity, date, no decision number, Youth
+  Union, ✅) from 20 secretaries at once, each waiting for the bot's question before answering.
+
+Figures are updates/s from the first push to the last reply; the ratios are what docs/BENCHMARKS.md
+records. Also `serve --config FILE`, `echo …` and `proxy …` (the subprocesses; not for direct use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "123456789:" + "W" * 35
+SECRET = "bench-webhook-secret"
+COMMITTEE = list(range(910_001, 910_021))
+SECRETARIES = list(range(920_001, 920_021))
+FAMILY = ("Lò", "Hoàng", "Nông", "Triệu", "Lục")
+GIVEN = ("Hoa", "Mai", "Lan", "Đào", "Cúc", "Huệ", "Sen", "Thu")
+
+
+# ----------------------------------------------------------------------------- the subprocesses
+
+def serve(config_path: Path) -> None:
+    """Run the bot in webhook mode without the rate limiter until SIGTERM (one benchmark process)."""
+    from bot.app import build_application
+    from bot.lifecycle import running
+    from core.config import load_config
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        application = build_application(load_config(config_path), rate_limit=False)
+        async with running(application, poll=False, webhook=True, jobs=True):
+            await stop.wait()
+
+    asyncio.run(main())
+
+
+def echo(base_url: str, port: int, hook_url: str) -> None:
+    """Run a bare PTB echo bot on PTB's own webhook server until SIGTERM."""
+    from telegram.ext import ApplicationBuilder, MessageHandler, filters
+
+    async def reply(update, context) -> None:  # type: ignore[no-untyped-def]
+        await update.message.reply_text(update.message.text)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        application = ApplicationBuilder().token(TOKEN).base_url(base_url).build()
+        application.add_handler(MessageHandler(filters.TEXT, reply))
+        async with application:
+            await application.updater.start_webhook(listen="127.0.0.1", port=port, url_path="hook",
+                                                    webhook_url=hook_url, secret_token=SECRET)
+            await application.start()
+            await stop.wait()
+            await application.updater.stop()
+            await application.stop()
+
+    asyncio.run(main())
+
+
+def proxy(port: int, upstreams: list[int]) -> None:
+    """Run the round-robin reverse proxy (tests.test_multiprocess) on `port` until SIGTERM."""
+    from tests.test_multiprocess import RoundRobinProxy
+
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        running_proxy = RoundRobinProxy(tuple(upstreams), port=port)
+        await stop.wait()
+        running_proxy.stop()
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------------------- the harness
+
+def _prepare(url: str) -> None:
+    """Create the database if needed, re-create its schema, load the small world and the people."""
+    import psycopg
+    from sqlalchemy import insert, select
+    from sqlalchemy.engine import make_url
+
+    from models import Base
+    from models.db import create_sync_engine_for, migrate
+    from models.entities import Assignment, Person, Role, Unit
+
+    parsed = make_url(url)
+    admin = parsed.set(database="postgres").render_as_string(hide_password=False).replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{parsed.database}"')
+    engine = create_sync_engine_for(url)
+    with engine.begin() as conn:
+        from sqlalchemy import text
+
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate(url)
+    engine.dispose()
+    asyncio.run(_load_world(url))
+    engine = create_sync_engine_for(url)
+    with engine.begin() as conn:
+        units = dict(conn.execute(select(Unit.code, Unit.id)).all())
+        now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+        for users, code, role in ((COMMITTEE, "PN", Role.COMMITTEE), (SECRETARIES, "NL", Role.SECRETARY)):
+            for user in users:
+                person_id = conn.execute(insert(Person).values(
+                    telegram_id=user, display_name="Bench", language="vi", active=True,
+                    registered_at=now).returning(Person.id)).scalar_one()
+                conn.execute(insert(Assignment).values(person_id=person_id, unit_id=units[code], role=role))
+    engine.dispose()
+
+
+async def _load_world(url: str) -> None:
+    """Load the tests' small world (a district, two communes, three cells, their targets)."""
+    from types import SimpleNamespace
+
+    from models.db import Database
+    from tests.harness import seed_world
+
+    db = Database(url)
+    await seed_world(SimpleNamespace(begin=db.writing))
+    await db.dispose()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _spawn(folder: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bench.webhook", *args], cwd=folder, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=(folder / "bench.log").open("ab"))
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _bot_config(folder: Path, name: str, server, url: str, port: int, hook_url: str) -> Path:  # type: ignore[no-untyped-def]
+    path = folder / f"{name}.toml"
+    path.write_text(
+        f'[telegram]\ntoken = "{TOKEN}"\nbase_url = "{server.base_url}"\nbase_file_url = "{server.base_file_url}"\n'
+        f'mode = "webhook"\n[database]\nurl = "{url}"\n'
+        f'[webhook]\nurl = "{hook_url}"\nport = {port}\nsecret_token = "{SECRET}"\n', encoding="utf-8")
+    return path
+
+
+def _listening(port: int, timeout: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def _webhook_set_to(server, since: int, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    server.state.wait_for(lambda: any(c.method == "setWebhook" and c.ok for c in server.state.calls[since:]), timeout)
+
+
+def _texts(server, users: list[int], text: str, count: int) -> float:  # type: ignore[no-untyped-def]
+    """Push `count` texts round-robin from `users`; return updates/s until as many replies were sent."""
+    state = server.state
+    since = len(state.calls)
+    started = time.perf_counter()
+    for i in range(count):
+        state.push_text(users[i % len(users)], text)
+    state.wait_for(lambda: len(state.calls_to("sendMessage", since=since)) >= count, timeout=600)
+    return count / (time.perf_counter() - started)
+
+
+def _report(server, user: int, number: int) -> int:  # type: ignore[no-untyped-def]
+    """Fill in and save one report as a secretary would; return the updates it took."""
+    state = server.state
+    name = f"{FAMILY[number % len(FAMILY)]} Thị {GIVEN[number // len(FAMILY) % len(GIVEN)]}"
+
+    def wait(mark: int, fragment: str) -> None:
+        state.wait_for(lambda: any(c.chat_id == user and c.ok and c.method in ("sendMessage", "editMessageText")
+                                   and fragment in (c.params.get("text") or "") for c in state.calls[mark:]),
+                       timeout=120)
+
+    def say(text: str, fragment: str) -> None:
+        mark = state.mark()
+        state.push_text(user, text)
+        wait(mark, fragment)
+
+    def tap(label: str, fragment: str) -> None:
+        message_id, data = state.find_button(user, label)
+        mark = state.mark()
+        state.push_callback(user, message_id, data)
+        wait(mark, fragment)
+
+    say("/report", "họ và tên")
+    say(name, "Năm sinh")
+    say("1998", "Giới tính")
+    tap("Nữ", "Dân tộc")
+    tap("Tày", "Ngày quyết định")
+    say("15/05/2026", "Số quyết định")
+    tap("Bỏ qua", "đoàn viên")
+    tap("Có", "Phiếu báo cáo")
+    tap("✅", "Đã lưu")
+    return 9
+
+
+def _reports(server, count: int) -> float:  # type: ignore[no-untyped-def]
+    """Run `count` whole /report conversations, 20 secretaries at once; return updates/s."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(SECRETARIES)) as pool:
+        updates = sum(pool.map(lambda i: _report(server, SECRETARIES[i % len(SECRETARIES)], i), range(count)))
+    return updates / (time.perf_counter() - started)
+
+
+def run(url: str, updates: int, reports: int) -> None:
+    """Measure the echo bot, then the bot with one and with two processes, on one harness."""
+    from localapi.server import BotApiServer
+    from tests.test_webhook import free_port
+
+    _prepare(url)
+    folder = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
+    server = BotApiServer().start()
+    server.state.webhook_connections = 8
+    for user in COMMITTEE + SECRETARIES:
+        server.state.add_user(user, "Bench")
+    ports = free_port(), free_port(), free_port()
+    proxy_port = free_port()
+    hook_url = f"http://127.0.0.1:{proxy_port}/hook"
+    figures: dict[str, float] = {}
+
+    def route(*upstreams: int) -> subprocess.Popen[bytes]:  # the proxy in a process of its own, like nginx
+        process = _spawn(folder, "proxy", "--port", str(proxy_port), "--upstreams", ",".join(map(str, upstreams)))
+        _listening(proxy_port)
+        return process
+
+    proxy = route(ports[0])
+    try:
+        mark = server.state.mark()
+        echo_bot = _spawn(folder, "echo", "--base-url", server.base_url, "--port", str(ports[0]), "--hook-url", hook_url)
+        try:
+            _listening(ports[0])
+            _webhook_set_to(server, mark)
+            _texts(server, COMMITTEE, "warm up", 40)
+            figures["echo"] = _texts(server, COMMITTEE, "xin chào", updates)
+        finally:
+            _stop(echo_bot)
+        print(f"  echo (PTB webhook)      {figures['echo']:6.0f} updates/s", flush=True)
+        configs = [_bot_config(folder, f"bot{i}", server, url, port, hook_url) for i, port in enumerate(ports[1:])]
+        bots = []
+        try:
+            for count in (1, 2):
+                mark = server.state.mark()
+                bots.append(_spawn(folder, "serve", "--config", str(configs[count - 1])))
+                _listening(ports[count])
+                _webhook_set_to(server, mark)
+                _stop(proxy)
+                proxy = route(*ports[1:1 + count])
+                _texts(server, COMMITTEE, "/progress", 40)
+                figures[f"progress{count}"] = _texts(server, COMMITTEE, "/progress", updates)
+                figures[f"report{count}"] = _reports(server, reports)
+                print(f"  {count} process{'es' if count > 1 else ''}: /progress {figures[f'progress{count}']:6.0f} updates/s "
+                      f"({100 * figures[f'progress{count}'] / figures['echo']:.0f} % of echo); /report "
+                      f"{figures[f'report{count}']:6.0f} updates/s ({100 * figures[f'report{count}'] / figures['echo']:.0f} %"
+                      " of echo)", flush=True)
+        finally:
+            _stop(*bots)
+        print(f"  two processes / one: /progress {figures['progress2'] / figures['progress1']:.2f}x, "
+              f"/report {figures['report2'] / figures['report1']:.2f}x", flush=True)
+    finally:
+        _stop(proxy)
+        server.stop()
+
+
+def main() -> None:
+    """Parse the command line and measure (or run one of the subprocesses)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    parser.add_argument("--url", default="postgresql://127.0.0.1:5432/bench_webhook")
+    parser.add_argument("--updates", type=int, default=300, help="texts per /progress or echo measurement")
+    parser.add_argument("--reports", type=int, default=40, help="whole /report conversations per measurement")
+    serve_parser = sub.add_parser("serve")
+    serve_parser.add_argument("--config", type=Path, required=True)
+    echo_parser = sub.add_parser("echo")
+    echo_parser.add_argument("--base-url", required=True)
+    echo_parser.add_argument("--port", type=int, required=True)
+    echo_parser.add_argument("--hook-url", required=True)
+    proxy_parser = sub.add_parser("proxy")
+    proxy_parser.add_argument("--port", type=int, required=True)
+    proxy_parser.add_argument("--upstreams", required=True)
+    args = parser.parse_args()
+    if args.command == "serve":
+        serve(args.config)
+    elif args.command == "proxy":
+        proxy(args.port, [int(port) for port in args.upstreams.split(",")])
+    elif args.command == "echo":
+        echo(args.base_url, args.port, args.hook_url)
+    else:
+        run(args.url, args.updates, args.reports)
+
+
+if __name__ == "__main__":
+    main()
