@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 # A token of the right shape that only the local fake accepts; it never leaves this machine.
 SANDBOX_TOKEN = "1000000001:SANDBOX_local_fake_token_not_for_telegram"
-SANDBOX_KEY_NAME = "sandbox.key"  # the demo database's key, in the folder of [security] key_file
+SANDBOX_KEY_NAME = "sandbox-demo.key"  # the demo database's key, in the folder of [security] key_file
 BOT_USERNAME = "sandbox_ketnap_bot"
 WEB_DIR = Path(__file__).resolve().parent.parent / "localapi" / "web"  # the page, beside the fake Bot API
 RUN_KINDS = ("reminder", "digest")
