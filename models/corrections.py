@@ -19,13 +19,13 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.admissions import SUBJECT
+from models.admissions import SUBJECT, person_key
 from models.audit import Action, Change, record, valid_reason
 from models.entities import Admission, AuditChannel, Role, Sex, Unit, UnitKind
 from models.locks import Closed, PeriodClosed, ensure_open
 from models.people import Scope
 from models.units import in_subtree, unit_by_id
-from models.values import check_age_at_decision, is_minority, name_key
+from models.values import check_age_at_decision, is_minority
 
 CORRECTION_WINDOW = timedelta(days=30)  # a secretary corrects their own report this long after sending it
 PAGE_SIZE = 10
@@ -219,8 +219,8 @@ async def correct_report(session: AsyncSession, scope: Scope, admission_id: int,
             raise Refused(Refusal.BAD_VALUE) from None
         change = Change(column, as_text(old), as_text(value))
         setattr(admission, column, value)
-        if field == "name":
-            admission.name_key = name_key(str(value))
+        if field in ("name", "birth_year"):  # the "same person" key covers both (models.admissions.person_key)
+            admission.name_key = person_key(admission.full_name, admission.birth_year)
         if field == "ethnicity":
             admission.minority = is_minority(value)  # type: ignore[arg-type]
     for each in concerned:

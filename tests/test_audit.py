@@ -91,6 +91,7 @@ async def test_the_export_has_an_audit_sheet_of_the_scope_and_period(harness) ->
     assert [row[1:5] + row[6:] for row in rows[1:]] == [
         ("Hoa", "chat", "create", "admission", "NL", None, None, None, None),
         ("Minh", "chat", "correct", "admission", "NL", "birth_year", "1998", "1997", "Ghi nhầm năm sinh"),
+        ("Minh", "chat", "export", "export", "BT", "period", None, "2026 xlsx", None),  # this very export
     ]  # Hà Văn Nam's report, in Nhạn Môn, is not Bộc Bố's
     assert rows[1][0] == "2026-07-01 09:00:00"  # in [bot] timezone
     await bot.say(COMMITTEE_BT, "/export 2025")  # a period in which nothing was changed

@@ -111,7 +111,7 @@ async def test_probation_and_recognition_reminders_and_what_stops_them(harness) 
     async with bot.sessions.begin() as session:
         from models.entities import Admission
 
-        row = await session.scalar(select(Admission).where(Admission.full_name == "Đã Công Nhận"))
+        [row] = [a for a in await session.scalars(select(Admission)) if a.full_name == "Đã Công Nhận"]
         row.recognized_on = date(2027, 3, 20)
     assert (await run_weekly(bot.application, "deadlines", date.fromordinal(after.toordinal() + 7))).recipients == 0
 

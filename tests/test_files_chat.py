@@ -306,13 +306,13 @@ async def test_templates_have_the_contract_headers_and_import_back_when_filled_i
     sent = dict(documents_sent(bot, ADMIN, mark))
     assert set(sent) == {"mau-don-vi.xlsx", "mau-ke-hoach-chi-tieu.xlsx", "mau-da-ket-nap.xlsx"}
     headers = {
-        "mau-don-vi.xlsx": ["code", "name", "parent_code", "kind", "villages"],
+        "mau-don-vi.xlsx": ["code", "name", "parent_code", "kind", "villages", "members_full", "members_probationary"],
         "mau-ke-hoach-chi-tieu.xlsx": ["unit_code", "period", "target"],
         "mau-da-ket-nap.xlsx": ["unit_code", "full_name", "birth_year", "gender", "admitted_on", "ethnicity",
-                                "decision_no"],
+                                "decision_no", "ceremony_on", "recognized_on"],
     }
     rows = {
-        "mau-don-vi.xlsx": ["NM", "Chi bộ thôn Nà Mòn", "BT", "cell", "Nà Mòn"],
+        "mau-don-vi.xlsx": ["NM", "Chi bộ thôn Nà Mòn", "BT", "cell", "Nà Mòn", 38, 2],
         "mau-ke-hoach-chi-tieu.xlsx": ["NM", 2026, 2],
         "mau-da-ket-nap.xlsx": ["NM", "Lò Thị Hoa", 1998, "nữ", date(2026, 5, 15), "Tày", "125-QĐ/ĐU"],
     }

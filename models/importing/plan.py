@@ -37,7 +37,8 @@ FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 EXAMPLES = {"code": "BB-NL", "name": "Chi bộ thôn Nà Lạn", "parent_code": "BB", "kind": "cell",
             "villages": "Khuổi Pết; Nà Ngòa", "unit_code": "BB-NL", "period": "2026 / 2025-2030", "target": "4",
             "full_name": "Lò Thị Hoa", "birth_year": "1998", "gender": "nữ / nam", "admitted_on": "15/05/2026",
-            "ethnicity": "Tày", "decision_no": "125-QĐ/ĐU"}
+            "ethnicity": "Tày", "decision_no": "125-QĐ/ĐU", "members_full": "38", "members_probationary": "2",
+            "ceremony_on": "30/05/2026", "recognized_on": ""}
 IMPORT_SUBJECT = "import"  # the audit entries' subject; subject_id is the chat upload's number
 
 
