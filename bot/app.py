@@ -127,7 +127,12 @@ class AdmissionsApplication(ChatApplication):
             await self._read_fresh_state(update, shared)
             await super().process_update(update)
             await self.update_persistence()
-            await mark_processed(shared, [update.update_id], self.services.clock.now())  # commits with the lock
+            try:
+                await mark_processed(shared, [update.update_id], self.services.clock.now())  # commits with the lock
+            except Exception:  # noqa: BLE001 - handled already: never run the handlers again for this
+                logger.exception("Could not record processed update yet; retried before confirming it")
+                await shared.rollback()  # the lock's transaction may be broken: end it (the turn is over)
+                self.unrecorded.append(update.update_id)
             return
         db = self.services.db
         if not self._repeats_looked_up:

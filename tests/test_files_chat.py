@@ -89,6 +89,8 @@ async def test_admissions_csv_preview_then_import_once_and_seen_in_progress(harn
     # A crash between the import's commit and the user_data flush would leave the upload pending:
     # the audit entry, written in the import's transaction, still stops a second import.
     bot.application.user_data[ADMIN]["files_pending"] = pending
+    # ... stored too: on PostgreSQL each update reads the sender's state afresh from the database.
+    await bot.application.persistence.update_user_data(ADMIN, bot.application.user_data[ADMIN])
     mark = bot.api.mark()
     await bot.settle(bot.api.push_callback(ADMIN, message_id, data_ok))
     assert any("đã được nạp rồi" in r.get("text", "") for r in bot.replies(ADMIN, mark))
