@@ -422,7 +422,11 @@ async def cmd_audit(cli: Cli, args: argparse.Namespace) -> int:
         unit = await unit_by_code(session, args.unit.strip())
         if unit is None:
             raise CliError(cli.t("unknown_unit", code=args.unit))
-        return await audit_rows(session, unit, since, tz=tz)
+        rows = await audit_rows(session, unit, since, tz=tz)
+        # The trail holds names in clear once printed: printing it is an export, recorded like one.
+        record(session, at=cli.clock.now(), channel=AuditChannel.CLI, action=Action.EXPORT, subject="export",
+               unit=unit, changes=[Change("period", None, f"audit since {args.since or '-'} csv")])
+        return rows
 
     sys.stdout.write(audit_csv(await in_transaction(cli, work)))
     sys.stdout.flush()

@@ -59,7 +59,9 @@ def _webhook(raw: dict[str, Any], environ: dict[str, str], mode: str) -> Webhook
     url = w.get("url")
     if url is not None:
         url = _str(url, "webhook.url").strip() or None
-    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+    # Telegram calls only https; plain http is accepted for this machine alone (the local Bot API, tests).
+    if url is not None and not (re.match(r"^https://[^/\s]+", url)
+                                or re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url)):
         raise ConfigError(f"webhook.url: expected the public https:// URL Telegram calls, got {url!r}")
     secret = environ.get(WEBHOOK_SECRET_ENV) or w.get("secret_token") or None
     if secret is not None:

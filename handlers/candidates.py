@@ -569,7 +569,8 @@ async def save(update: Update, context: BotContext) -> int | None:
             if person is None or cell is None:
                 raise CandidateError("not_allowed")
             tr = translator(context, update, person)
-            candidate = await add_candidate(session, cell, value, person, context.services.clock.now(), today(context))
+            candidate = await add_candidate(session, cell, value, person, context.services.clock.now(), today(context),
+                                            ref=draft["ref"])
             candidate = await candidate_in_scope(session, candidate.id, person, write=True)
             assert candidate is not None
             text, markup = card_text(tr, candidate), card_buttons(tr, candidate, True)

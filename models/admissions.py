@@ -175,4 +175,7 @@ async def withdraw_report(
         return UndoOutcome.ALREADY, admission
     record(session, at=now, channel=AuditChannel.CHAT, action=Action.WITHDRAW, subject=SUBJECT, person=person,
            subject_id=admission.id, unit=unit)  # /undo: within its window, no reason asked
+    from models.candidates import release_decision  # candidates build on admissions, not the other way
+
+    await release_decision(session, admission, person, now)
     return UndoOutcome.WITHDRAWN, admission

@@ -96,10 +96,19 @@ def new_candidate(unit: Unit, draft: CandidateDraft, person: Person | None, now:
 
 
 async def add_candidate(session: AsyncSession, unit: Unit, draft: CandidateDraft, person: Person | None,
-                        now: datetime, today: date, channel: AuditChannel = AuditChannel.CHAT) -> Candidate:
-    """Add a candidate to `unit`'s pipeline (person None: the command line)."""
+                        now: datetime, today: date, channel: AuditChannel = AuditChannel.CHAT,
+                        ref: str | None = None) -> Candidate:
+    """Add a candidate to `unit`'s pipeline (person None: the command line).
+
+    `ref` (the chat form's) makes the addition idempotent: a ✅ delivered again after a crash
+    finds the candidate it added instead of adding a twin."""
     _require(person, unit)
+    if ref is not None:
+        done = await session.scalar(select(Candidate).where(Candidate.added_ref == ref))
+        if done is not None:
+            return done
     candidate = new_candidate(unit, draft, person, now, today)
+    candidate.added_ref = ref
     session.add(candidate)
     await session.flush()
     record(session, at=now, channel=channel, action=Action.CREATE, subject=SUBJECT, person=person,
@@ -188,6 +197,21 @@ async def link_candidate(session: AsyncSession, candidate_id: int, admission: Ad
     if candidate is None:
         raise CandidateError("not_allowed")
     await link_admission(session, candidate, admission, person, now)
+
+
+async def release_decision(session: AsyncSession, admission: Admission, person: Person | None,
+                           now: datetime) -> None:
+    """Put the candidate of a withdrawn decision back in the pipeline at the stage it had reached.
+
+    Called wherever a report is withdrawn (/undo, a withdrawal from /reports), in that transaction:
+    a decision that no longer stands must not hide its candidate or keep them from being decided again."""
+    candidate = await session.scalar(
+        select(Candidate).options(selectinload(Candidate.unit)).where(Candidate.admission_id == admission.id))
+    if candidate is None:
+        return
+    candidate.admission_id, candidate.updated_at = None, now
+    record(session, at=now, channel=AuditChannel.CHAT, action=Action.CORRECT, subject=SUBJECT, person=person,
+           subject_id=candidate.id, unit=candidate.unit, changes=[Change("admission_id", str(admission.id), None)])
 
 
 def in_pipeline():  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.admissions import SUBJECT, person_key
 from models.audit import Action, Change, record, valid_reason
+from models.candidates import release_decision
 from models.entities import Admission, AuditChannel, Role, Sex, Unit, UnitKind
 from models.locks import Closed, PeriodClosed, ensure_open
 from models.people import Scope
@@ -107,7 +108,7 @@ async def reports_page(session: AsyncSession, scope: Scope, page: int, within: U
     page = min(max(page, 0), max(pages - 1, 0))
     rows = (await session.execute(
         select(Admission, Unit).join(Unit, Unit.id == Admission.unit_id).where(*where)
-        .order_by(Admission.reported_at.desc(), Admission.id.desc()).offset(page * PAGE_SIZE).limit(PAGE_SIZE)
+        .order_by(Admission.reported_at.desc(), Admission.admitted_on.desc(), Admission.id.desc()).offset(page * PAGE_SIZE).limit(PAGE_SIZE)
     )).all()
     return ReportPage([(a, u) for a, u in rows], page, pages, total)
 
@@ -237,5 +238,6 @@ async def withdraw_with_reason(session: AsyncSession, scope: Scope, admission_id
     admission.withdrawn_at, admission.withdrawn_by_id = now, scope.person.id
     record(session, at=now, channel=AuditChannel.CHAT, action=Action.WITHDRAW, subject=SUBJECT, person=scope.person,
            subject_id=admission.id, unit=unit, reason=cleaned)
+    await release_decision(session, admission, scope.person, now)
     await session.flush()
     return admission

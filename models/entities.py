@@ -191,7 +191,7 @@ class Invite(Base):
     # ends when this invite is used.
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("assignment.id"))
-    note: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Encrypted(200))  # may name the person it is for: sealed
 
     unit: Mapped[Unit] = relationship()
 
@@ -481,6 +481,8 @@ class Candidate(Base):
     admission_id: Mapped[int | None] = mapped_column(ForeignKey("admission.id", ondelete="SET NULL"), unique=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Idempotency key of a chat addition (the form's ref): a repeated ✅ after a crash adds no twin.
+    added_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     unit: Mapped[Unit] = relationship()
     history: Mapped[list[CandidateStage]] = relationship(

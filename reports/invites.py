@@ -10,7 +10,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from reports.exports import build_csv
+from reports.exports import as_text, build_csv
 
 INVITE_HEADERS = ("unit_code", "unit_name", "role", "code", "link", "expires")
 WIDTHS = (12, 36, 12, 26, 60, 18, 30)
@@ -32,7 +32,7 @@ def invite_sheet(rows: Sequence[Sequence[Any]], with_note: bool, fmt: str) -> by
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append(list(row))
+        sheet.append([as_text(value) for value in row])  # a unit name or note never runs as a formula
         sheet.cell(row=sheet.max_row, column=6).number_format = "dd/mm/yyyy hh:mm"
     for i, width in enumerate(WIDTHS[: len(headers)], start=1):
         sheet.column_dimensions[get_column_letter(i)].width = width

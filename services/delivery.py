@@ -155,6 +155,7 @@ class Delivery:
         self.workers = workers or WORKERS
         self.pacer = Pacer(rate or SEND_RATE)
         self.counts = DeliveryCounts()
+        self.delivered: set[int] = set()  # people whose message went out (or may have) in this run
 
     async def resolve_abandoned(self) -> int:
         """Resolve what a dead run of this kind and week left in flight (see models.sentlog).
@@ -197,6 +198,8 @@ class Delivery:
             await record(session, item.person_id, self.kind, self.week, status, now, attempts)
             if status == SendStatus.BLOCKED:
                 await mark_blocked(session, item.person_id, now)
+        if status in (SendStatus.SENT, SendStatus.UNCERTAIN):
+            self.delivered.add(item.person_id)
         if status == SendStatus.SENT:
             self.counts.sent += 1
         elif status == SendStatus.BLOCKED:

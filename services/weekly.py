@@ -122,7 +122,8 @@ async def _run(services: Services, outbox: Outbox, summary: RunSummary, day: dat
         outgoing = await _digests(services, day)
     summary.recipients = len(outgoing)
     counts = await delivery.send_all(outgoing)
-    await mark_delivered(services, kind, day, deadlines, [item.person_id for item in outgoing])
+    # Only this run's messages carry its deadlines: a person skipped as sent earlier this week got none.
+    await mark_delivered(services, kind, day, deadlines, delivery.delivered)
     summary.sent, summary.skipped, summary.failed, summary.blocked = (
         counts.sent, counts.skipped, counts.failed, counts.blocked)
     async with services.db.writing() as session:

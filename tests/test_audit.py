@@ -133,8 +133,12 @@ def test_the_audit_command_prints_the_subtrees_entries_as_csv(schema_url, tmp_pa
                      "Lò Thị Hoa", "Sai dấu, theo lý lịch"]]
     assert main(["--config", str(config), "audit", "--unit", "PN", "--since", "2026-06-02"], clock) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert [(row[0], row[6]) for row in rows[1:]] == [("2026-06-02 10:30:00", "NL"), ("2026-06-03 00:00:00", "PC")]
+    # ... and the first printing itself: names left the bot, so it was recorded as an export of BT.
+    assert [(row[0], row[6]) for row in rows[1:]] == [("2026-06-02 10:30:00", "NL"), ("2026-06-03 00:00:00", "PC"),
+                                                      ("2026-07-01 09:00:00", "BT")]
+    assert rows[-1][1:6] + rows[-1][7:] == ["", "cli", "export", "export", "", "period", "", "audit since - csv", ""]
     assert main(["--config", str(config), "audit", "--unit", "PN", "--since", "2026-06-04"], clock) == 0
-    assert capsys.readouterr().out.splitlines() == [",".join(COLUMNS)]
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [(row[3], row[6]) for row in rows[1:]] == [("export", "BT"), ("export", "PN")]  # only the printings
     assert main(["--config", str(config), "audit", "--unit", "NOPE"], clock) == 1
     assert "NOPE" in capsys.readouterr().err

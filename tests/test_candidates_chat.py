@@ -75,6 +75,32 @@ async def test_guided_add_then_every_stage_then_the_decision_counts_once(harness
     assert len(await bot.counted_admissions()) == 1
     async with bot.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(CandidateStage)) == 6
+    # The decision withdrawn (/undo): the candidate is back at the stage reached, to be decided again.
+    await bot.say(1001, "/undo")
+    assert "Đã rút lại" in (await bot.tap(1001, "✅ Rút lại"))[-1]["text"]
+    [back] = await candidates(bot)
+    assert back.admission_id is None and back.stage == Stage.DANG_UY
+    assert "Lò Văn Tâm" in (await bot.say(1001, "/candidates"))[0]["text"]
+
+
+async def test_a_repeated_add_confirmation_adds_no_twin(sessions) -> None:  # type: ignore[no-untyped-def]
+    """The form's ✅ delivered again (a crash before the update was recorded) finds the candidate it added."""
+    from datetime import date, datetime, timezone
+
+    from models.candidates import CandidateDraft, add_candidate
+    from models.entities import Sex
+    from models.units import load_units, unit_by_code
+    from tests.harness import WORLD_UNITS
+
+    now, today = datetime(2026, 7, 1, 2, tzinfo=timezone.utc), date(2026, 7, 1)
+    async with sessions.begin() as s:
+        await load_units(s, WORLD_UNITS)
+    for _ in range(2):
+        async with sessions.begin() as s:
+            cell = await unit_by_code(s, "NL")
+            await add_candidate(s, cell, CandidateDraft("Lò Văn Tâm", 2001, Sex.MALE), None, now, today, ref="r1")
+    async with sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Candidate)) == 1
 
 
 async def test_one_line_add_working_away_and_return(harness) -> None:

@@ -90,6 +90,27 @@ async def test_ceremony_reminders_fire_on_the_right_working_day_after_tet_and_on
     assert kinds == ["ceremony_overdue", "ceremony_overdue", "ceremony_soon", "ceremony_soon"]
 
 
+async def test_a_deadline_due_after_this_weeks_message_waits_for_the_next_one(harness) -> None:
+    """A second run in a week skips whoever had their message: a deadline due meanwhile is not
+    recorded as delivered, and goes out with the next week's message."""
+    bot = harness
+    bot.clock.set(datetime(2027, 2, 16, 9, 0, tzinfo=TZ))
+    await bot.register(1002, "KP", Role.SECRETARY, "Nam")
+    await bot.say(1002, "/checkin")
+    await _admit(bot, "KP", "Đã Quá Hạn", date(2026, 11, 2))  # its ceremony long overdue
+    mark = bot.api.mark()
+    assert (await run_weekly(bot.application, "deadlines", date(2027, 2, 16))).sent == 1
+    await _admit(bot, "KP", "Hà Thị Mai", DECIDED)  # ceremony due 26/2: within 5 working days from 19/2
+    bot.clock.set(datetime(2027, 2, 19, 16, 0, tzinfo=TZ))
+    assert (await run_weekly(bot.application, "deadlines", date(2027, 2, 19))).sent == 0  # had this week's
+    async with bot.sessions() as session:
+        assert [n.deadline for n in await session.scalars(select(DeadlineNotice))] == ["ceremony_overdue"]
+    bot.clock.set(datetime(2027, 2, 22, 9, 0, tzinfo=TZ))
+    await bot.say(1002, "/checkin")
+    assert (await run_weekly(bot.application, "deadlines", date(2027, 2, 22))).sent == 1
+    assert "Lễ kết nạp đồng chí Hà Thị Mai: hạn 26/02/2027" in sent_to(bot, 1002, mark)[-1]
+
+
 async def test_probation_and_recognition_reminders_and_what_stops_them(harness) -> None:
     bot = harness
     bot.clock.set(datetime(2027, 2, 8, 9, 0, tzinfo=TZ))

@@ -79,3 +79,19 @@ def test_csv_output_and_no_username_leaves_the_link_empty_with_a_note(sqlite_run
 def sqlite_run(tmp_path: Path) -> Callable[..., Run]:
     """Return a maker of CLI runners on a SQLite file."""
     return lambda extra="": Run(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}", extra)
+
+
+def test_the_xlsx_sheet_shows_formula_like_names_and_notes_as_text() -> None:
+    """A unit named like a formula, or such a note, is text in the printed sheet (OWASP's rule, as in exports)."""
+    import io
+    from datetime import datetime
+
+    from openpyxl import load_workbook
+
+    from reports.invites import invite_sheet
+
+    row = ("X1", "=HYPERLINK(\"http://x\",\"y\")", "secretary", "code", "", datetime(2026, 7, 15, 9, 0), "@SUM(A1)")
+    sheet = load_workbook(io.BytesIO(invite_sheet([row], True, "xlsx"))).active
+    cells = list(sheet.iter_rows(min_row=2))[0]
+    assert (cells[1].data_type, cells[1].value) == ("s", "'=HYPERLINK(\"http://x\",\"y\")")
+    assert (cells[6].data_type, cells[6].value) == ("s", "'@SUM(A1)")

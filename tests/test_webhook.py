@@ -303,6 +303,15 @@ def test_webhook_settings_are_checked_at_start_naming_the_key(raw: dict, environ
         parse_config(raw, environ)
 
 
+def test_a_public_webhook_url_must_be_https_and_plain_http_only_to_this_machine() -> None:
+    from core.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"webhook\.url"):
+        parse_config({"webhook": {"url": "http://bot.tinhuy.example.vn/telegram"}}, {})
+    assert parse_config({"webhook": {"url": "https://bot.tinhuy.example.vn/t"}}, {}).webhook.url.startswith("https")
+    assert parse_config({"webhook": {"url": "http://127.0.0.1:8443/hook"}}, {}).webhook.url.startswith("http://127")
+
+
 def test_webhook_settings_defaults_the_longest_secret_and_the_environment() -> None:
     from core.config import parse_config
 

@@ -43,11 +43,13 @@ def upgrade() -> None:
         sa.Column('admission_id', ID, nullable=True),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('added_ref', sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(['admission_id'], ['admission.id'], name=op.f('fk_candidate_admission_id_admission'),
                                 ondelete='SET NULL'),
         sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], name=op.f('fk_candidate_unit_id_unit')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_candidate')),
         sa.UniqueConstraint('admission_id', name=op.f('uq_candidate_admission_id')),
+        sa.UniqueConstraint('added_ref', name=op.f('uq_candidate_added_ref')),
     )
     op.create_index('ix_candidate_path_stage', 'candidate', ['unit_path', 'stage'], unique=False)
     op.create_index('ix_candidate_name_key', 'candidate', ['name_key', 'birth_year'], unique=False)

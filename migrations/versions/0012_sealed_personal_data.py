@@ -34,7 +34,8 @@ depends_on = None
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # The personal VARCHAR columns as 0001 made them (PostgreSQL turns them to TEXT and back).
 PERSONAL_VARCHARS = (("admission", "full_name", 120), ("admission", "ethnicity", 60), ("person", "display_name", 128),
-                     ("candidate", "full_name", 120), ("candidate", "ethnicity", 60), ("candidate", "mentor_name", 120))
+                     ("candidate", "full_name", 120), ("candidate", "ethnicity", 60), ("candidate", "mentor_name", 120),
+                     ("invite", "note", 200))
 
 
 def _tables():  # type: ignore[no-untyped-def]
@@ -45,6 +46,7 @@ def _tables():  # type: ignore[no-untyped-def]
         SealedTable("admission", ("id",), ("full_name", "ethnicity"), name_key=True),
         SealedTable("candidate", ("id",), ("full_name", "ethnicity", "mentor_name"), name_key=True),
         SealedTable("person", ("id",), ("display_name",)),
+        SealedTable("invite", ("id",), ("note",)),
         SealedTable("stored_state", ("kind", "key"), ("data",)),
         SealedTable("audit_entry", ("id",), ("old_value", "new_value", "reason")),
     ]
