@@ -6,7 +6,8 @@ import logging
 import re
 import warnings
 
-_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+# The colon may come percent-encoded: the file download URL quotes it (/file/bot123%3AAbc…/documents/…).
+_TOKEN = re.compile(r"\d{5,}(?::|%3[Aa])[A-Za-z0-9_-]{30,}")
 
 
 class RedactTokens(logging.Filter):

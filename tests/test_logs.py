@@ -11,7 +11,8 @@ from core.logs import PAYLOAD_LOGGERS, configure_logging
 from models.entities import Role
 from models.people import create_invite
 from models.units import unit_by_code
-from tests.harness import TOKEN, run_weekly
+from tests.harness import TOKEN, run_weekly, send_document
+from tests.invite_steps import invite_code
 
 SECRETARY, COMMITTEE = 1001, 2002
 NAMES = ("Hoàng Văn Páo", "Nông Thị Lan", "Lò Thị Hoa", "Giàng A Páo", "Tày", "Mông")
@@ -90,5 +91,68 @@ async def test_every_flow_at_debug_logs_no_token_name_or_typed_text(harness) -> 
     secrets = [TOKEN, TOKEN.split(":")[1], *codes, *NAMES, "Lo Thi Hoa", "125-QĐ/ĐU", "126-QĐ/ĐU",
                *[t for t in typed if not t.startswith("/") or " " in t]]
     # Matched whole (not inside a longer number): a typed "1998" must not be found in a timestamp's digits.
+    leaked = [s for s in secrets if re.search(rf"(?<!\d){re.escape(s)}(?!\d)", logs)]
+    assert leaked == [], f"in the logs: {leaked}"
+
+
+async def test_the_newer_flows_at_debug_log_no_token_code_name_reason_or_typed_text(harness) -> None:
+    """/invite, /people with a revoke, /reports with a correction, /lock and /unlock, /candidate, a file import."""
+    bot = harness
+    admin, secretary, committee, invited = 3002, 1001, 2001, 1101
+    names = ("Quản trị Bế Văn Đàn", "Hoàng Thị Mỷ", "Triệu Văn Sình", "Ma Văn Khánh", "Đinh Thị Xuân",
+             "Đinh Thị Xuyến", "Lò Văn Tâm", "Vàng Thị Dính", "Sầm Văn Phủ")
+    reasons = ("Sai dấu tên theo lý lịch gốc", "Mở lại để bổ sung hồ sơ Phủ")
+    typed: list[str] = []
+    buffer, saved, handlers, level = _turn_everything_up()
+
+    async def say(user: int, text: str) -> list[dict]:
+        typed.append(text)
+        return await bot.say(user, text)
+
+    try:
+        await bot.register(admin, "BT", Role.ADMIN, first_name=names[0])
+        await bot.register(secretary, "NL", Role.SECRETARY, first_name=names[1])
+        await bot.register(committee, "BT", Role.COMMITTEE, first_name=names[2])
+        # /invite made in the chat, redeemed by a newcomer; then /people and a revoke (🚫, ✅).
+        code = invite_code(await say(admin, "/invite KP secretary"))
+        bot.api.add_user(invited, names[3])
+        assert "Chi bộ thôn Khuổi Pết" in (await say(invited, f"/start {code}"))[0]["text"]
+        listed = (await say(admin, "/people"))[0]
+        [label] = [b["text"] for row in listed["reply_markup"]["inline_keyboard"] for b in row
+                   if b["text"].endswith(names[3])]
+        await bot.tap(admin, label)
+        await bot.tap(admin, "🚫")
+        assert "Đã thu hồi" in (await bot.tap(admin, "✅"))[0]["text"]
+        # /reports with a correction of the name: ✏️, the field, a typed value and reason, ✅.
+        line = f"/report {names[4]}, 1998, nữ, 15/05/2026, Tày"
+        typed.append(line)
+        assert "Đã lưu" in (await bot.report_one_line(secretary, line))[-1]["text"]
+        await say(committee, "/reports")
+        await bot.tap(committee, f"15/05/2026 · {names[4]}")
+        await bot.tap(committee, "✏️")
+        await bot.tap(committee, "Họ và tên")
+        await say(committee, names[5])
+        assert "xác nhận" in (await say(committee, reasons[0]))[-1]["text"].lower()
+        assert "Đã sửa" in (await bot.tap(committee, "✅"))[0]["text"]
+        # /lock dd/mm/yyyy with ✅, then /unlock with a typed reason and ✅.
+        await say(admin, "/lock 30/06/2026")
+        assert "30/06/2026" in (await bot.tap(admin, "✅"))[-1]["text"]
+        assert "lý do" in (await say(admin, "/unlock"))[-1]["text"]
+        await say(admin, reasons[1])
+        assert "Đã mở sổ" in (await bot.tap(admin, "✅"))[-1]["text"]
+        # /candidate on one line, ✅.
+        assert "Kiểm tra lại" in (await say(secretary, f"/candidate {names[6]}, 2001, nam, cảm tình"))[0]["text"]
+        await bot.tap(secretary, "✅")
+        # A file: the preview, then ✅.
+        rows = f"unit_code,full_name,birth_year,gender,admitted_on\nNL,{names[7]},1999,nữ,15/05/2026\n"
+        typed.append(rows)
+        assert "Đọc được 1 dòng" in (await send_document(bot, admin, "ket-nap-phu.csv", rows.encode()))[-1]["text"]
+        assert any("Đã nạp" in r.get("text", "") for r in await bot.tap(admin, "✅"))
+    finally:
+        _restore(saved, handlers, level)
+    logs = buffer.getvalue()
+    assert "DEBUG" in logs or "INFO" in logs
+    secrets = [TOKEN, TOKEN.split(":")[1], code, *names, *reasons, "ket-nap-phu.csv",
+               *[t for t in typed if not t.startswith("/") or " " in t]]
     leaked = [s for s in secrets if re.search(rf"(?<!\d){re.escape(s)}(?!\d)", logs)]
     assert leaked == [], f"in the logs: {leaked}"
