@@ -10,8 +10,9 @@
   advance (the date is asked), to leave with a reason, and to come back (working away). After
   the last stage the next step is the decision: its button opens the /report card pre-filled from
   the candidate (handlers.report: `report:cand:<id>`), and ✅ there saves the admission and links it.
-- `/admissions` lists the cell's members awaiting their ceremony or recognition; a card records the
-  ceremony, recognition or removal day (models.membership.set_after_decision).
+- `/admissions` lists the cell's members awaiting their ceremony or recognition (a committee member or
+  admin: `/admissions CODE`, a cell of their subtree); a card records the ceremony, recognition or
+  removal day (models.membership.set_after_decision).
 Every stateless button re-checks the presser's scope (models.candidates.candidate_in_scope): a
 forged one is refused politely and changes nothing. See candidates.mmd for the conversation.
 """
@@ -715,14 +716,27 @@ def _admission_card(tr: Translator, admission: Admission) -> tuple[str, Any]:
 
 
 async def list_admissions(update: Update, context: BotContext) -> None:
-    """List the secretary's members awaiting their ceremony or recognition, a button each."""
+    """List the members awaiting their ceremony or recognition, a button each: the secretary's cells, or
+    with `/admissions CODE` one cell of a committee member's or admin's subtree (within scope only)."""
     person = await cached_person(context, update)
     tr = translator(context, update, person)
-    cells = [c for c in Scope(person).reporting_cells() if c.kind == UnitKind.CELL] if person else []
-    if not cells:
-        await reply(update, context, tr("candidates.not_secretary"))
+    if person is None:
         return
+    scope = Scope(person)
+    words = _text(update).split(maxsplit=1)
     async with context.services.db.reading() as session:
+        if len(words) > 1:
+            unit = await unit_by_code(session, words[1].strip())
+            if unit is None or unit.kind != UnitKind.CELL or not scope.may_view(unit):
+                await reply(update, context, tr("candidates.admissions_unknown_cell"))
+                return
+            cells = [unit]
+        else:
+            cells = [c for c in scope.reporting_cells() if c.kind == UnitKind.CELL]
+        if not cells:
+            key = "admissions_ask_code" if scope.units(Role.COMMITTEE, Role.ADMIN) else "not_secretary"
+            await reply(update, context, tr(f"candidates.{key}"))
+            return
         for cell in cells:
             waiting = await awaiting_after_decision(session, cell, today(context) - HISTORY_SINCE)
             if not waiting:
