@@ -260,3 +260,40 @@ async def test_a_committee_member_records_a_ceremony_and_an_admin_of_another_com
         assert not any("Lò Thị Hoa" in r.get("text", "") for r in replies), data
     [admission] = await bot.counted_admissions()
     assert (admission.ceremony_on, admission.recognized_on, admission.removed_on) == (date(2026, 5, 20), None, None)
+
+
+async def test_the_candidate_list_asks_for_a_mentor_and_the_card_changes_it(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.register(2001, "BT", Role.COMMITTEE)
+    await bot.say(1001, "/candidate Lò Văn Tâm, 2001, nam")
+    await bot.tap(1001, "✅")
+    asked = (await bot.tap(1001, "➡️ Cảm tình Đảng"))[0]["text"]
+    assert "«Cảm tình Đảng»" in asked
+    moved = (await bot.tap(1001, "Hôm nay"))[-1]["text"]
+    assert "giúp đỡ Lò Văn Tâm" in moved  # no mentor yet: asked for one
+    assert "không được chứa chữ số" in (await bot.say(1001, "hà văn 4"))[0]["text"]  # the /report name rules
+    [tam] = await candidates(bot)
+    assert tam.mentor_name is None
+    card = (await bot.say(1001, "hà văn sơn"))[0]["text"]
+    assert "Hà Văn Sơn" in card
+    [tam] = await candidates(bot)
+    assert (tam.stage, tam.mentor_name) == (Stage.CAM_TINH, "Hà Văn Sơn")
+    # the card's button changes the mentor; «Skip» keeps the current one
+    await bot.tap(1001, "👤")
+    assert "Giữ nguyên" in (await bot.tap(1001, "Bỏ qua"))[0]["text"]
+    await bot.say(1001, "/candidates")
+    await bot.tap(1001, "Lò Văn Tâm")
+    await bot.tap(1001, "👤")
+    assert "Lò Thị Mai" in (await bot.say(1001, "lò thị mai"))[0]["text"]
+    [tam] = await candidates(bot)
+    assert tam.mentor_name == "Lò Thị Mai"
+    # moving on from the list with a mentor set: nobody asks again
+    await bot.tap(1001, "➡️ Học lớp bồi dưỡng")
+    assert not any("phân công giúp đỡ" in r["text"] for r in await bot.tap(1001, "Hôm nay"))
+    # a committee member may not change it: the forged button is refused
+    await bot.say(2001, "/help")
+    _, toast = await press(bot, 2001, f"cand:mentor:{tam.id}")
+    assert "không có quyền" in toast
+    [tam] = await candidates(bot)
+    assert tam.mentor_name == "Lò Thị Mai"
