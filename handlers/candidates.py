@@ -10,8 +10,11 @@
   advance (the date is asked), to leave with a reason, and to come back (working away). After
   the last stage the next step is the decision: its button opens the /report card pre-filled from
   the candidate (handlers.report: `report:cand:<id>`), and ✅ there saves the admission and links it.
-- `/admissions` lists the cell's members awaiting their ceremony or recognition; a card records the
-  ceremony, recognition or removal day (models.membership.set_after_decision).
+  Reaching the candidate list (`cam_tinh`, "with mentor") without a mentor asks for one («Skip»
+  leaves none); the card's 👤 button assigns or changes the mentor.
+- `/admissions` lists the cell's members awaiting their ceremony or recognition (a committee member or
+  admin: `/admissions CODE`, a cell of their subtree); a card records the ceremony, recognition or
+  removal day (models.membership.set_after_decision).
 Every stateless button re-checks the presser's scope (models.candidates.candidate_in_scope): a
 forged one is refused politely and changes nothing. See candidates.mmd for the conversation.
 """
@@ -50,6 +53,7 @@ from models.candidates import (
     leave,
     next_stage,
     parse_stage,
+    set_mentor,
     stage_counts,
 )
 from models.entities import STAGES, Admission, Candidate, ExitReason, Person, Role, Sex, Stage, Unit, UnitKind
@@ -59,7 +63,7 @@ from models.units import unit_by_code, unit_by_id
 from models.values import capitalise_name, clean_name, parse_birth_year, parse_date, parse_ethnicity, parse_sex, parse_yes_no
 
 # Persisted state numbers: new states go at the end.
-NAME, BIRTH_YEAR, SEX, ETHNICITY, YOUTH, MENTOR, STAGE, STAGE_DATE, CONFIRM, WHEN = range(10)
+NAME, BIRTH_YEAR, SEX, ETHNICITY, YOUTH, MENTOR, STAGE, STAGE_DATE, CONFIRM, WHEN, NEW_MENTOR = range(11)
 END = ConversationHandler.END
 DRAFT = "candidate"
 MAX_TEXT = 200
@@ -210,7 +214,8 @@ def card_buttons(tr: Translator, candidate: Candidate, writable: bool) -> Any:
     following = next_stage(candidate.stage)
     first = (tr("candidates.button_advance", stage=stage_name(tr, following)), f"cand:adv:{candidate.id}") \
         if following else (tr("candidates.button_decision"), f"report:cand:{candidate.id}")
-    return keyboard([[first], [(tr("candidates.button_exit"), f"cand:exit:{candidate.id}")]])
+    return keyboard([[first], [(tr("candidates.button_mentor"), f"cand:mentor:{candidate.id}")],
+                     [(tr("candidates.button_exit"), f"cand:exit:{candidate.id}")]])
 
 
 async def _refuse(update: Update, context: BotContext) -> None:
@@ -305,6 +310,9 @@ def _question(tr: Translator, state: int, draft: dict[str, Any]) -> tuple[str, A
                                                       (tr("common.no"), "cand:youth:no")]])
     if state == MENTOR:
         return tr("candidates.ask_mentor"), keyboard([[(tr("report.button_skip"), "cand:skip")]])
+    if state == NEW_MENTOR:
+        return tr("candidates.ask_new_mentor", name=esc(draft["full_name"])), \
+            keyboard([[(tr("report.button_skip"), "cand:skip")]])
     if state == STAGE:
         rows = [[(stage_name(tr, s), f"cand:stage:{s.value}")] for s in STAGES]
         return tr("candidates.ask_stage"), keyboard(rows)
@@ -635,7 +643,7 @@ async def take_when(update: Update, context: BotContext) -> int | None:
     except ValueError as error:
         await _bad(update, context, f"candidates.error.{error.args[0]}", "report.example.date")
         return None
-    now = context.services.clock.now()
+    now, wants_mentor = context.services.clock.now(), False
     try:
         async with context.services.db.writing() as session:
             person = await current_person(session, update)
@@ -646,6 +654,7 @@ async def take_when(update: Update, context: BotContext) -> int | None:
                     raise CandidateError("not_allowed")
                 await advance(session, candidate, Stage(draft["stage"]), day, person, now, today(context))
                 text, markup = card_text(tr, candidate), card_buttons(tr, candidate, True)
+                wants_mentor = candidate.stage == Stage.CAM_TINH and not candidate.mentor_name
             else:
                 admission = await _admission_in_scope(session, int(draft["id"]), person)
                 if admission is None or person is None:
@@ -662,6 +671,58 @@ async def take_when(update: Update, context: BotContext) -> int | None:
         return END
     if update.callback_query is not None:
         await answer(update.callback_query)
+    if draft["action"] == "stage" and wants_mentor:  # the candidate list is "with mentor": ask who
+        draft["ref"] = uuid.uuid4().hex
+        return await _ask(update, context, NEW_MENTOR, text)
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    await reply(update, context, text, markup)
+    return END
+
+
+async def start_mentor(update: Update, context: BotContext) -> int:
+    """Ask the name of the member to help the candidate (the card's button: to change the mentor)."""
+    person = await cached_person(context, update)
+    async with context.services.db.reading() as session:
+        candidate = await candidate_in_scope(session, _id(update), person, write=True) if person else None
+    if candidate is None or candidate.exit_reason is not None or candidate.admission_id is not None:
+        await _refuse(update, context)
+        return END
+    await answer(update.callback_query)  # type: ignore[arg-type]
+    context.user_data[DRAFT] = {  # type: ignore[index]
+        "ref": uuid.uuid4().hex, "started": context.services.clock.now().isoformat(), "action": "mentor",
+        "id": candidate.id, "full_name": candidate.full_name}
+    return await _ask(update, context, NEW_MENTOR)
+
+
+async def take_new_mentor(update: Update, context: BotContext) -> int | None:
+    """Record the mentor's name (the /report name rules), or leave the mentor as it is («Skip»)."""
+    if not _live(update, context):
+        await _stale(update, context)
+        return None
+    draft = _draft(context)
+    if update.callback_query is not None:
+        await answer(update.callback_query)
+        context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+        await reply(update, context, translator(context, update)("candidates.mentor_unchanged"))
+        return END
+    try:
+        name = capitalise_name(clean_name(_text(update)))
+    except ValueError as error:
+        await _bad(update, context, f"report.invalid.{error.args[0]}", "report.example.name")
+        return None
+    try:
+        async with context.services.db.writing() as session:
+            person = await current_person(session, update)
+            tr = translator(context, update, person)
+            candidate = await candidate_in_scope(session, int(draft["id"]), person, write=True) if person else None
+            if candidate is None:
+                raise CandidateError("not_allowed")
+            await set_mentor(session, candidate, name, person, context.services.clock.now())
+            text, markup = card_text(tr, candidate), card_buttons(tr, candidate, True)
+    except CandidateError as error:
+        context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+        await reply(update, context, translator(context, update)(f"candidates.error.{error.args[0]}"))
+        return END
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     await reply(update, context, text, markup)
     return END
@@ -715,14 +776,27 @@ def _admission_card(tr: Translator, admission: Admission) -> tuple[str, Any]:
 
 
 async def list_admissions(update: Update, context: BotContext) -> None:
-    """List the secretary's members awaiting their ceremony or recognition, a button each."""
+    """List the members awaiting their ceremony or recognition, a button each: the secretary's cells, or
+    with `/admissions CODE` one cell of a committee member's or admin's subtree (within scope only)."""
     person = await cached_person(context, update)
     tr = translator(context, update, person)
-    cells = [c for c in Scope(person).reporting_cells() if c.kind == UnitKind.CELL] if person else []
-    if not cells:
-        await reply(update, context, tr("candidates.not_secretary"))
+    if person is None:
         return
+    scope = Scope(person)
+    words = _text(update).split(maxsplit=1)
     async with context.services.db.reading() as session:
+        if len(words) > 1:
+            unit = await unit_by_code(session, words[1].strip())
+            if unit is None or unit.kind != UnitKind.CELL or not scope.may_view(unit):
+                await reply(update, context, tr("candidates.admissions_unknown_cell"))
+                return
+            cells = [unit]
+        else:
+            cells = [c for c in scope.reporting_cells() if c.kind == UnitKind.CELL]
+        if not cells:
+            key = "admissions_ask_code" if scope.units(Role.COMMITTEE, Role.ADMIN) else "not_secretary"
+            await reply(update, context, tr(f"candidates.{key}"))
+            return
         for cell in cells:
             waiting = await awaiting_after_decision(session, cell, today(context) - HISTORY_SINCE)
             if not waiting:
@@ -753,6 +827,7 @@ def build_handlers() -> list[BaseHandler]:
             CommandHandler("candidate", start_add),
             CallbackQueryHandler(start_add, pattern=rf"^cand:add:{ID}$"),
             CallbackQueryHandler(start_advance, pattern=rf"^cand:adv:{ID}$"),
+            CallbackQueryHandler(start_mentor, pattern=rf"^cand:mentor:{ID}$"),
             CallbackQueryHandler(start_admission_date, pattern=rf"^adm:set:{ID}:(ceremony_on|recognized_on|removed_on)$"),
         ],
         states={
@@ -769,6 +844,7 @@ def build_handlers() -> list[BaseHandler]:
                          MessageHandler(text, take_stage_date)],
             CONFIRM: [CallbackQueryHandler(save, pattern=r"^cand:save:[0-9a-f]{32}$"), MessageHandler(text, use_buttons)],
             WHEN: [CallbackQueryHandler(take_when, pattern=r"^cand:today$"), MessageHandler(text, take_when)],
+            NEW_MENTOR: [CallbackQueryHandler(take_new_mentor, pattern=r"^cand:skip$"), MessageHandler(text, take_new_mentor)],
             ConversationHandler.TIMEOUT: [TypeHandler(Update, drop_abandoned)],
         },
         fallbacks=[

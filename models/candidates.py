@@ -150,6 +150,20 @@ async def advance(session: AsyncSession, candidate: Candidate, stage: Stage, rea
            subject_id=candidate.id, unit=candidate.unit, changes=[Change("stage", old.value, stage.value)])
 
 
+async def set_mentor(session: AsyncSession, candidate: Candidate, mentor_name: str | None, person: Person | None,
+                     now: datetime) -> None:
+    """Assign (or change, or clear) the member helping a candidate still in the pipeline; audited without
+    the names (the candidate's row holds the one that counts)."""
+    _require(person, candidate.unit)
+    if candidate.exit_reason is not None or candidate.admission_id is not None:
+        raise CandidateError("not_in_pipeline")
+    old = candidate.mentor_name
+    candidate.mentor_name, candidate.updated_at = mentor_name, now
+    record(session, at=now, channel=AuditChannel.CHAT, action=Action.CORRECT, subject=SUBJECT, person=person,
+           subject_id=candidate.id, unit=candidate.unit,
+           changes=[Change("mentor", "set" if old else None, "set" if mentor_name else None)])
+
+
 async def leave(session: AsyncSession, candidate: Candidate, reason: ExitReason, on: date, person: Person | None,
                 now: datetime, today: date) -> None:
     """Take the candidate out of the pipeline for `reason` on `on`."""

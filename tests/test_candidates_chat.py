@@ -234,3 +234,66 @@ async def test_progress_and_digest_show_membership_and_the_pipeline(harness) -> 
     assert "Quần chúng: Tạo nguồn 1 · Cảm tình Đảng 0 · Học lớp bồi dưỡng 1" in digest
     assert "hết nguồn), 2: Chi bộ thôn Khuổi Pết, Chi bộ thôn Pác Cáp" in digest
     assert "• Chi bộ thôn Pác Cáp: 1 lễ kết nạp quá hạn" in digest  # 30 working days after 1/4 passed
+
+
+async def test_a_committee_member_records_a_ceremony_and_an_admin_of_another_commune_is_refused(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.register(2001, "BT", Role.COMMITTEE)  # NL's commune
+    await bot.register(3001, "NN", Role.ADMIN)  # another commune
+    await bot.report_one_line(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    [admission] = await bot.counted_admissions()
+    assert "/admissions MÃ" in (await bot.say(2001, "/admissions"))[0]["text"]  # asked for a cell's code
+    assert "Không có chi bộ mã này" in (await bot.say(2001, "/admissions BT"))[0]["text"]  # a commune: no cell
+    assert "Chờ lễ kết nạp" in (await bot.say(2001, "/admissions NL"))[0]["text"]
+    await bot.tap(2001, "Lò Thị Hoa")
+    await bot.tap(2001, "🎉")
+    card = (await bot.say(2001, "20/05/2026"))[0]
+    assert "Lễ kết nạp: 20/05/2026" in card["text"]
+    # the admin of Nhạn Môn: no list, no card, no date; nothing of the name shown
+    refused = (await bot.say(3001, "/admissions NL"))[0]["text"]
+    assert "Không có chi bộ mã này" in refused and "Lò Thị Hoa" not in refused
+    for data in (f"adm:show:{admission.id}", f"adm:set:{admission.id}:recognized_on",
+                 f"adm:set:{admission.id}:removed_on"):
+        replies, toast = await press(bot, 3001, data)
+        assert "không có quyền" in toast, data
+        assert not any("Lò Thị Hoa" in r.get("text", "") for r in replies), data
+    [admission] = await bot.counted_admissions()
+    assert (admission.ceremony_on, admission.recognized_on, admission.removed_on) == (date(2026, 5, 20), None, None)
+
+
+async def test_the_candidate_list_asks_for_a_mentor_and_the_card_changes_it(harness) -> None:
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.register(2001, "BT", Role.COMMITTEE)
+    await bot.say(1001, "/candidate Lò Văn Tâm, 2001, nam")
+    await bot.tap(1001, "✅")
+    asked = (await bot.tap(1001, "➡️ Cảm tình Đảng"))[0]["text"]
+    assert "«Cảm tình Đảng»" in asked
+    moved = (await bot.tap(1001, "Hôm nay"))[-1]["text"]
+    assert "giúp đỡ Lò Văn Tâm" in moved  # no mentor yet: asked for one
+    assert "không được chứa chữ số" in (await bot.say(1001, "hà văn 4"))[0]["text"]  # the /report name rules
+    [tam] = await candidates(bot)
+    assert tam.mentor_name is None
+    card = (await bot.say(1001, "hà văn sơn"))[0]["text"]
+    assert "Hà Văn Sơn" in card
+    [tam] = await candidates(bot)
+    assert (tam.stage, tam.mentor_name) == (Stage.CAM_TINH, "Hà Văn Sơn")
+    # the card's button changes the mentor; «Skip» keeps the current one
+    await bot.tap(1001, "👤")
+    assert "Giữ nguyên" in (await bot.tap(1001, "Bỏ qua"))[0]["text"]
+    await bot.say(1001, "/candidates")
+    await bot.tap(1001, "Lò Văn Tâm")
+    await bot.tap(1001, "👤")
+    assert "Lò Thị Mai" in (await bot.say(1001, "lò thị mai"))[0]["text"]
+    [tam] = await candidates(bot)
+    assert tam.mentor_name == "Lò Thị Mai"
+    # moving on from the list with a mentor set: nobody asks again
+    await bot.tap(1001, "➡️ Học lớp bồi dưỡng")
+    assert not any("phân công giúp đỡ" in r["text"] for r in await bot.tap(1001, "Hôm nay"))
+    # a committee member may not change it: the forged button is refused
+    await bot.say(2001, "/help")
+    _, toast = await press(bot, 2001, f"cand:mentor:{tam.id}")
+    assert "không có quyền" in toast
+    [tam] = await candidates(bot)
+    assert tam.mentor_name == "Lò Thị Mai"

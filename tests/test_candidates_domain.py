@@ -19,6 +19,7 @@ from models.candidates import (
     leave,
     link_admission,
     next_stage,
+    set_mentor,
     stage_counts,
 )
 from models.entities import STAGES, AuditChannel, Candidate, CandidateStage, ExitReason, Sex, Stage
@@ -167,3 +168,22 @@ async def test_the_export_has_a_candidates_sheet_of_counts_without_names(session
     assert rows[0] == list(CANDIDATE_HEADERS)
     assert ["NL", "Chi bộ thôn Nà Lạn", 0, 0, 2, 0, 0, 0, 1, 3] in rows and len(rows) == 4  # three cells
     assert not any("Một Hai" in str(v) for r in rows for v in r)
+
+
+async def test_the_mentor_changes_only_for_a_candidate_still_in_the_pipeline(sessions) -> None:  # type: ignore[no-untyped-def]
+    from models.audit import AuditEntry
+
+    await _world(sessions)
+    async with sessions.begin() as s:
+        cell = await unit_by_code(s, "NL")
+        tam = await add_candidate(s, cell, CandidateDraft("Lò Văn Tâm", 2001, Sex.MALE, Stage.CAM_TINH), None, NOW, TODAY)
+        await set_mentor(s, tam, "Hà Văn Sơn", None, NOW)
+        await set_mentor(s, tam, "Lò Thị Mai", None, NOW)
+        assert tam.mentor_name == "Lò Thị Mai"
+        await leave(s, tam, ExitReason.WITHDREW, TODAY, None, NOW, TODAY)
+        with pytest.raises(CandidateError, match="not_in_pipeline"):
+            await set_mentor(s, tam, "Hà Văn Sơn", None, NOW)
+        assert tam.mentor_name == "Lò Thị Mai"
+    async with sessions() as s:
+        texts = [str(e.__dict__) for e in await s.scalars(select(AuditEntry))]
+        assert texts and not any("Hà Văn Sơn" in t or "Lò Thị Mai" in t for t in texts)  # no names in the trail

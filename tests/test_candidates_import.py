@@ -130,3 +130,29 @@ def test_the_command_line_imports_candidates_and_members(database_url: str, tmp_
     assert good.returncode == 0 and "Quần chúng: 1 (1 mới, 0 đã có nên bỏ qua)" in good.stdout, good.stderr
     members = run(tmp_path, "import-members", "m.csv")
     assert members.returncode == 0 and "Số đảng viên: 1 đơn vị cập nhật" in members.stdout, members.stderr
+
+
+async def test_a_candidate_admitted_or_gone_since_is_not_imported_again(sessions) -> None:  # type: ignore[no-untyped-def]
+    """The skip rule matches every stored candidate of the cell, not only those still in the pipeline."""
+    from models.admissions import AdmissionDraft, imported_admission
+    from models.entities import ExitReason, Sex
+
+    await _world(sessions)
+    first = HEADER + ("NL,Lò Văn Tâm,2001,nam,dang_uy,15/03/2026,,\n"
+                      "NL,Lò Thị Hoa,2000,nu,cam_tinh,2026-03-30,,\n")
+    async with sessions.begin() as s:
+        await import_candidates(s, first, TODAY, NOW)
+    async with sessions.begin() as s:
+        nl = await unit_by_code(s, "NL")
+        tam, hoa = sorted(await s.scalars(select(Candidate)), key=lambda c: c.birth_year, reverse=True)
+        admission = imported_admission(nl, AdmissionDraft(nl.id, "Lò Văn Tâm", 2001, Sex.MALE, date(2026, 6, 1)), NOW)
+        s.add(admission)
+        await s.flush()
+        tam.admission_id = admission.id
+        hoa.exit_reason, hoa.exited_on = ExitReason.WORKING_AWAY, date(2026, 6, 1)
+    again = first + "NL,Lo Thi Hoa,2001,nu,nguon,01/07/2026,,\n"  # the same name, another birth year: another person
+    async with sessions.begin() as s:
+        counts = await import_candidates(s, again, TODAY, NOW)
+    assert (counts.total, counts.created, counts.skipped) == (3, 1, 2)
+    async with sessions() as s:
+        assert sorted(c.birth_year for c in await s.scalars(select(Candidate))) == [2000, 2001, 2001]

@@ -3,8 +3,8 @@
 All or nothing like the other imports (models.importing): every bad row is named with its line
 before anything is written. Each row is a candidate of a cell at a stage reached on a day (its
 first history line). The same person (unit, name without diacritics, birth year) twice in the
-file is a problem; one already in that cell's pipeline is skipped, so a file imported twice
-adds nobody twice.
+file is a problem; one already stored for that cell — still in the pipeline, admitted since, or
+gone (working away, withdrew) — is skipped, so a file imported again adds nobody twice.
 """
 
 from __future__ import annotations
@@ -73,8 +73,7 @@ async def import_candidates(session: AsyncSession, data: str | bytes, today: dat
     hashed = {(key[0], keys_of(session.get_bind().dialect).name_key(key[1]), key[2]): key for key, _, _ in ready}
     stored = set(hashed.get(row) for row in (await session.execute(
         select(Candidate.unit_id, Candidate.name_key, Candidate.birth_year)
-        .where(Candidate.unit_id.in_(sorted({key[0] for key, _, _ in ready})), Candidate.admission_id.is_(None),
-               Candidate.exit_reason.is_(None)))).all())
+        .where(Candidate.unit_id.in_(sorted({key[0] for key, _, _ in ready}))))).all())
     created = 0
     for key, unit, draft in ready:
         if key not in stored:
