@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import Application
 
@@ -18,7 +19,7 @@ from models.people import person_by_telegram_id
 from models.progress import Progress
 from services.telegram import services_of
 
-__all__ = ["answer", "cached_person", "current_person", "esc", "forget_old_drafts", "reply", "today", "translator",
+__all__ = ["answer", "paging_row", "cached_person", "current_person", "esc", "forget_old_drafts", "reply", "today", "translator",
            "unit_progress_line"]
 
 
@@ -125,3 +126,12 @@ async def forget_old_drafts(application: Application[Any, Any, Any, Any, Any, An
     if stale:
         application.mark_data_for_update_persistence(user_ids=stale)
         await application.update_persistence()
+
+
+def paging_row(page: int, pages: int, previous: str, following: str,
+               data_of: Callable[[int], str]) -> list[list[InlineKeyboardButton]]:
+    """Return the ◀ ▶ row of a list shown a page at a time (none on a single page); `data_of(page)` is
+    the callback data that shows that page."""
+    row = ([InlineKeyboardButton(previous, callback_data=data_of(page - 1))] if page > 0 else []) + (
+        [InlineKeyboardButton(following, callback_data=data_of(page + 1))] if page < pages - 1 else [])
+    return [row] if row else []

@@ -24,7 +24,7 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from core.i18n import Translator
-from handlers.common import answer, cached_person, current_person, esc, reply, translator
+from handlers.common import answer, cached_person, current_person, esc, paging_row, reply, translator
 from handlers.context import BotContext, Feature
 from models.entities import AuditChannel, Person, Role, Unit
 from models.invites import IssuedInvite, invite_to, parse_role
@@ -120,13 +120,8 @@ async def unit_view(session, tr: Translator, roots: Sequence[Unit], unit: Unit, 
     for pair in range(0, len(shown), 2):
         buttons.append([InlineKeyboardButton("📂 " + short_name(child.name), callback_data=f"inv:u:{child.id}:0")
                         for child in shown[pair:pair + 2]])
-    paging = []
-    if page > 0:
-        paging.append(InlineKeyboardButton(tr("invites.button_previous"), callback_data=f"inv:u:{unit.id}:{page - 1}"))
-    if page < pages - 1:
-        paging.append(InlineKeyboardButton(tr("invites.button_next"), callback_data=f"inv:u:{unit.id}:{page + 1}"))
-    if paging:
-        buttons.append(paging)
+    buttons += paging_row(page, pages, tr("invites.button_previous"), tr("invites.button_next"),
+                          lambda shown_page: f"inv:u:{unit.id}:{shown_page}")
     parent = await unit_by_id(session, unit.parent_id) if unit.parent_id is not None else None
     if parent is not None and may_invite(roots, parent):
         buttons.append([InlineKeyboardButton(tr("invites.button_up", unit=short_name(parent.name)),

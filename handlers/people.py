@@ -25,7 +25,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from core.collation import vietnamese_key
 from core.i18n import Translator
 from core.text import SAFE_LIMIT, shorten
-from handlers.common import answer, cached_person, current_person, esc, reply, today, translator
+from handlers.common import answer, cached_person, current_person, esc, paging_row, reply, today, translator
 from handlers.context import BotContext, Feature
 from handlers.invites import edit_in_place, short_name, admin_units, role_name, send_invite
 from handlers.registration import features_of, menu_of, publish_menu
@@ -105,13 +105,8 @@ async def list_view(context: BotContext, tr: Translator, roots: Sequence[Unit],
         if len(vacant) > NO_SECRETARY_SHOWN:
             text.append(tr("people.no_secretary_more", count=tr.number(len(vacant) - NO_SECRETARY_SHOWN)))
     rows = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
-    paging = []
-    if page > 0:
-        paging.append(InlineKeyboardButton(tr("people.button_previous"), callback_data=f"ppl:p:{page - 1}"))
-    if page < pages - 1:
-        paging.append(InlineKeyboardButton(tr("people.button_next"), callback_data=f"ppl:p:{page + 1}"))
-    if paging:
-        rows.append(paging)
+    rows += paging_row(page, pages, tr("people.button_previous"), tr("people.button_next"),
+                       lambda shown_page: f"ppl:p:{shown_page}")
     body = shorten("\n".join(text), SAFE_LIMIT, tr("people.cut"))
     return body, InlineKeyboardMarkup(rows) if rows else None
 

@@ -21,7 +21,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from services.pipeline import progress_lines as pipeline_lines
 from handlers.context import BotContext, Feature
 from core.i18n import Translator
-from handlers.common import answer, cached_person, esc, today, translator, unit_progress_line
+from handlers.common import answer, cached_person, esc, paging_row, today, translator, unit_progress_line
 from handlers.reports import progress_button
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
@@ -236,15 +236,8 @@ async def build_view(session: AsyncSession, tr: Translator, person: Person, unit
         lines.extend(_child_line(tr, child) for child in shown_children)
         for pair in range(0, len(shown_children), 2):
             buttons.append([_child_button(tr, child) for child in shown_children[pair:pair + 2]])
-        paging = []
-        if page > 0:
-            paging.append(InlineKeyboardButton(tr("progress.button_previous"),
-                                               callback_data=button_data("u", unit, shown, page - 1)))
-        if page < pages - 1:
-            paging.append(InlineKeyboardButton(tr("progress.button_next"),
-                                               callback_data=button_data("u", unit, shown, page + 1)))
-        if paging:
-            buttons.append(paging)
+        buttons += paging_row(page, pages, tr("progress.button_previous"), tr("progress.button_next"),
+                              lambda shown_page: button_data("u", unit, shown, shown_page))
     tools = [InlineKeyboardButton(tr("progress.button_chart"), callback_data=button_data("chart", unit, shown))]
     if scope.may_export(unit):
         tools.append(InlineKeyboardButton(tr("progress.button_xlsx"), callback_data=button_data("xlsx", unit, shown)))

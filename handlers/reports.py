@@ -20,7 +20,7 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from core.i18n import Translator
-from handlers.common import answer, cached_person, esc, reply, translator
+from handlers.common import answer, cached_person, esc, paging_row, reply, translator
 from handlers.context import BotContext, Feature
 from handlers.report_card import KEY_OF, shown
 from models.admissions import SUBJECT
@@ -133,13 +133,8 @@ async def list_view(session: AsyncSession, tr: Translator, scope: Scope, unit_id
     text = tr("reports.header", first=tr.number(first), last=tr.number(first + len(found.rows) - 1),
               total=tr.number(found.total))
     rows = [[button(_line_label(tr, a, u), f"rep:c:{a.id}")] for a, u in found.rows]
-    paging = []
-    if found.page > 0:
-        paging.append(button(tr("reports.button_previous"), f"rep:l:{unit_id}:{found.page - 1}"))
-    if found.page < found.pages - 1:
-        paging.append(button(tr("reports.button_next"), f"rep:l:{unit_id}:{found.page + 1}"))
-    if paging:
-        rows.append(paging)
+    rows += paging_row(found.page, found.pages, tr("reports.button_previous"), tr("reports.button_next"),
+                       lambda page: f"rep:l:{unit_id}:{page}")
     return text, InlineKeyboardMarkup(rows)
 
 
