@@ -18,6 +18,12 @@ SECRETARY, COMMITTEE = 1001, 2002
 NAMES = ("Hoàng Văn Páo", "Nông Thị Lan", "Lò Thị Hoa", "Giàng A Páo", "Tày", "Mông")
 
 
+
+def leaks(secrets: list[str] | set[str], logs: str) -> list[str]:
+    """Return the secrets found in the logs as whole values: a typed year "1998" is not the digits
+    of a duration such as 0.1998 s or of a longer number."""
+    return [s for s in secrets if re.search(rf"(?<!\d)(?<!\d[.,]){re.escape(s)}(?!\d)(?![.,]\d)", logs)]
+
 def _turn_everything_up() -> tuple[io.StringIO, dict[str, int], list[logging.Handler], int]:
     """Configure logging as `run` does, at DEBUG, and also set every library's logger to DEBUG."""
     root = logging.getLogger()
@@ -91,7 +97,7 @@ async def test_every_flow_at_debug_logs_no_token_name_or_typed_text(harness) -> 
     secrets = [TOKEN, TOKEN.split(":")[1], *codes, *NAMES, "Lo Thi Hoa", "125-QĐ/ĐU", "126-QĐ/ĐU",
                *[t for t in typed if not t.startswith("/") or " " in t]]
     # Matched whole (not inside a longer number): a typed "1998" must not be found in a timestamp's digits.
-    leaked = [s for s in secrets if re.search(rf"(?<!\d){re.escape(s)}(?!\d)", logs)]
+    leaked = leaks(secrets, logs)
     assert leaked == [], f"in the logs: {leaked}"
 
 
@@ -154,5 +160,5 @@ async def test_the_newer_flows_at_debug_log_no_token_code_name_reason_or_typed_t
     assert "DEBUG" in logs or "INFO" in logs
     secrets = [TOKEN, TOKEN.split(":")[1], code, *names, *reasons, "ket-nap-phu.csv",
                *[t for t in typed if not t.startswith("/") or " " in t]]
-    leaked = [s for s in secrets if re.search(rf"(?<!\d){re.escape(s)}(?!\d)", logs)]
+    leaked = leaks(secrets, logs)
     assert leaked == [], f"in the logs: {leaked}"
