@@ -240,19 +240,33 @@ def _report(server, user: int, number: int) -> int:  # type: ignore[no-untyped-d
     return 9
 
 
-def _reports(server, count: int) -> float:  # type: ignore[no-untyped-def]
-    """Run `count` whole /report conversations, 20 secretaries at once; return updates/s."""
+def _echo_conversation(server, user: int, number: int) -> int:  # type: ignore[no-untyped-def]
+    """Talk to the echo bot as a secretary fills in a report: 9 texts, each after the last reply."""
+    state = server.state
+    for step in range(9):
+        text = f"step {number}.{step}"
+        mark = state.mark()
+        state.push_text(user, text)
+        state.wait_for(lambda: any(c.chat_id == user and c.ok and c.method == "sendMessage"
+                                   and c.params.get("text") == text for c in state.calls[mark:]), timeout=120)
+    return 9
+
+
+def _conversations(server, count: int, talk) -> float:  # type: ignore[no-untyped-def]
+    """Run `count` conversations (`talk`), 20 secretaries at once; return updates/s."""
     started = time.perf_counter()
     with ThreadPoolExecutor(len(SECRETARIES)) as pool:
-        updates = sum(pool.map(lambda i: _report(server, SECRETARIES[i % len(SECRETARIES)], i), range(count)))
+        updates = sum(pool.map(lambda i: talk(server, SECRETARIES[i % len(SECRETARIES)], i), range(count)))
     return updates / (time.perf_counter() - started)
 
 
 def run(url: str, updates: int, reports: int) -> None:
     """Measure the echo bot, then the bot with one and with two processes, on one harness."""
     from localapi.server import BotApiServer
+    from models.crypto import KEY_ENV, new_secret_text
     from tests.test_webhook import free_port
 
+    os.environ.setdefault(KEY_ENV, new_secret_text())  # the benchmark database's own key, for every process
     _prepare(url)
     folder = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
     server = BotApiServer().start()
@@ -278,9 +292,11 @@ def run(url: str, updates: int, reports: int) -> None:
             _webhook_set_to(server, mark)
             _texts(server, COMMITTEE, "warm up", 40)
             figures["echo"] = _texts(server, COMMITTEE, "xin chào", updates)
+            figures["echo_talk"] = _conversations(server, reports, _echo_conversation)
         finally:
             _stop(echo_bot)
-        print(f"  echo (PTB webhook)      {figures['echo']:6.0f} updates/s", flush=True)
+        print(f"  echo (PTB webhook)      {figures['echo']:6.0f} updates/s; as conversations {figures['echo_talk']:6.0f}"
+              " updates/s", flush=True)
         configs = [_bot_config(folder, f"bot{i}", server, url, port, hook_url) for i, port in enumerate(ports[1:])]
         bots = []
         try:
@@ -293,11 +309,11 @@ def run(url: str, updates: int, reports: int) -> None:
                 proxy = route(*ports[1:1 + count])
                 _texts(server, COMMITTEE, "/progress", 40)
                 figures[f"progress{count}"] = _texts(server, COMMITTEE, "/progress", updates)
-                figures[f"report{count}"] = _reports(server, reports)
+                figures[f"report{count}"] = _conversations(server, reports, _report)
                 print(f"  {count} process{'es' if count > 1 else ''}: /progress {figures[f'progress{count}']:6.0f} updates/s "
                       f"({100 * figures[f'progress{count}'] / figures['echo']:.0f} % of echo); /report "
-                      f"{figures[f'report{count}']:6.0f} updates/s ({100 * figures[f'report{count}'] / figures['echo']:.0f} %"
-                      " of echo)", flush=True)
+                      f"{figures[f'report{count}']:6.0f} updates/s ({100 * figures[f'report{count}'] / figures['echo_talk']:.0f} %"
+                      " of echo's conversations)", flush=True)
         finally:
             _stop(*bots)
         print(f"  two processes / one: /progress {figures['progress2'] / figures['progress1']:.2f}x, "
