@@ -381,14 +381,22 @@ async def import_admissions(session: AsyncSession, data: str | bytes, today: dat
     return await (await plan_admissions(session, data, today, now)).apply()
 
 
+def _markers(paramstyle: str, count: int) -> list[str]:
+    """Return the driver's positional parameter markers (sqlite3 "?", psycopg "%s", asyncpg "$1")."""
+    if paramstyle == "qmark":
+        return ["?"] * count
+    if paramstyle.startswith("numeric"):
+        return [f"${i}" if paramstyle == "numeric_dollar" else f":{i}" for i in range(1, count + 1)]
+    return ["%s"] * count
+
+
 async def _insert(session: AsyncSession, dialect: Any, db: _DriverValues, rows: list[_Row],
                   places: dict[str, tuple[int, str, bool]], stored: set[_Key], now: datetime) -> int:
     """Insert the rows not already stored; return how many went in."""
     connection = await session.connection()
     source, reported_at = db("source", AdmissionSource.IMPORT), db("reported_at", now)
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO {Admission.__tablename__} ({', '.join(_INSERT_COLUMNS)}) "
-           f"VALUES ({', '.join([marker] * len(_INSERT_COLUMNS))})")
+           f"VALUES ({', '.join(_markers(dialect.paramstyle, len(_INSERT_COLUMNS)))})")
     cache_size = None
     if dialect.name == "sqlite":
         # The admission table has seven indexes; with SQLite's default 2 MiB page cache most
