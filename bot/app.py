@@ -80,7 +80,8 @@ class AdmissionsApplication(ChatApplication):
     advisory lock keyed by the chat). There, under that lock, the update is looked up in the
     processed-update record (another process may have handled a re-delivery), the sender's
     conversation state is read afresh from the database (another process may have moved it), and
-    the update is recorded in the lock's own transaction, before the next one of that chat runs.
+    the states the update changed and its processed-record are written in the lock's own
+    transaction, committed together before the next update of that chat runs.
     """
 
     RECORD_BATCH = 20
@@ -126,12 +127,17 @@ class AdmissionsApplication(ChatApplication):
                 return
             await self._read_fresh_state(update, shared)
             await super().process_update(update)
-            await self.update_persistence()
+            written: list[tuple[str, str, str | None]] = []
             try:
-                await mark_processed(shared, [update.update_id], self.services.clock.now())  # commits with the lock
+                # The changed states and the processed-record commit together, with the lock.
+                async with self._writing_state_on(shared) as written:
+                    await self.update_persistence()
+                await mark_processed(shared, [update.update_id], self.services.clock.now())
             except Exception:  # noqa: BLE001 - handled already: never run the handlers again for this
                 logger.exception("Could not record processed update yet; retried before confirming it")
                 await shared.rollback()  # the lock's transaction may be broken: end it (the turn is over)
+                if isinstance(self.persistence, DatabasePersistence):
+                    await self.persistence.rewrite(written)
                 self.unrecorded.append(update.update_id)
             return
         db = self.services.db
@@ -174,6 +180,12 @@ class AdmissionsApplication(ChatApplication):
                 conversations.data.pop(keys[name], None)
             else:
                 conversations.update_no_track({keys[name]: state})
+
+    def _writing_state_on(self, connection: AsyncConnection) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Make the persistence write on `connection` for the block (a no-op for another persistence)."""
+        if isinstance(self.persistence, DatabasePersistence):
+            return self.persistence.writing_on(connection)
+        return contextlib.nullcontext([])
 
     def _persistent_conversations(self) -> list[tuple[str, ConversationHandler]]:
         if self._persistent is None:
@@ -269,7 +281,7 @@ def build_application(config: Config, *, clock: Clock | None = None, sleep: Slee
     """Return the configured Application (not started); its services are built here, once."""
     if not config.telegram.token:
         raise ValueError("telegram.token is required to build the application")
-    services = Services.build(config, clock=clock, sleep=sleep)
+    services = Services.build(config, clock=clock, sleep=sleep, updates_at_once=AdmissionsApplication.UPDATES_AT_ONCE)
     builder = (
         ApplicationBuilder()
         .application_class(AdmissionsApplication, kwargs={"services": services, "features": FEATURES})

@@ -1,8 +1,10 @@
 """PTB persistence kept in the project's database, so conversations survive a restart.
 
 Only user data and conversation states are stored (as JSON in `stored_state`); bot data holds
-live objects (engine, config) and is never persisted. Every write is its own transaction, and
-the application flushes after each update (see bot.app.AdmissionsApplication).
+live objects (engine, config) and is never persisted. Each write is one upsert (or delete) in a
+transaction of its own, or, on PostgreSQL, on the chat lock's connection (`writing_on`), so the
+state commits together with the update's processed-record; the application flushes after each
+update (see bot.app.AdmissionsApplication).
 
 The database is the one truth when several processes share it (PostgreSQL): before each update
 the application takes the chat's lock and reads that person's state afresh (`fresh`), so an
@@ -11,10 +13,15 @@ answer handled by another process a moment ago is seen here, and flushes before 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Delete, Insert, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
@@ -26,6 +33,21 @@ ConversationDict = dict[ConversationKey, object]
 
 USER_DATA = "user_data"
 CONVERSATION = "conversation"
+
+Written = list[tuple[str, str, str | None]]  # (kind, key, data or None for deleted), written on a bound connection
+
+
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    """Return the statement that stores `data` under (kind, key), inserted or replaced (built once: it is hot)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(StoredState)
+    return statement.on_conflict_do_update(index_elements=[StoredState.kind, StoredState.key],
+                                           set_={"data": statement.excluded.data})
+
+
+def _delete(kind: str, key: str) -> Delete:
+    return delete(StoredState).where(StoredState.kind == kind, StoredState.key == key)
 
 
 class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, Any]]):
@@ -40,6 +62,28 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         # What the database holds, as written: unchanged data is not written again (most updates
         # change nothing, and the application flushes after every update).
         self._stored: dict[tuple[str, str], str] = {}
+        # Set by `writing_on` for the task flushing one update: write there instead of in sessions.
+        self._bound: ContextVar[tuple[AsyncConnection, Written] | None] = ContextVar("bound", default=None)
+
+    @contextlib.asynccontextmanager
+    async def writing_on(self, connection: AsyncConnection) -> AsyncIterator[Written]:
+        """Write on `connection` for the block (it commits them, or `rewrite` them if it cannot); yield what was written."""
+        written: Written = []
+        token = self._bound.set((connection, written))
+        try:
+            yield written
+        finally:
+            self._bound.reset(token)
+
+    async def rewrite(self, written: Written) -> None:
+        """Write again, each in its own transaction, what a connection rolled back instead of committing."""
+        for kind, key, data in written:
+            self._stored.pop((kind, key), None)
+            if data is None:
+                async with self.db.writing() as session:
+                    await session.execute(_delete(kind, key))
+            else:
+                await self._save(kind, key, data, encoded=True)
 
     async def _load(self, kind: str) -> dict[str, Any]:
         async with self.db.reading() as session:
@@ -47,19 +91,31 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         self._stored.update({(kind, row.key): row.data for row in rows})
         return {row.key: json.loads(row.data) for row in rows}
 
-    async def _save(self, kind: str, key: str, value: Any) -> None:
-        data = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    async def _save(self, kind: str, key: str, value: Any, *, encoded: bool = False) -> None:
+        data = value if encoded else json.dumps(value, ensure_ascii=False, sort_keys=True)
         if self._stored.get((kind, key)) == data:
             return
-        async with self.db.writing() as session:
-            await session.merge(StoredState(kind=kind, key=key, data=data))
+        bound = self._bound.get()
+        if bound is None:
+            async with self.db.writing() as session:
+                await session.execute(_upsert(self.db.dialect), {"kind": kind, "key": key, "data": data})
+        else:
+            connection, written = bound
+            await connection.execute(_upsert(connection.dialect.name), {"kind": kind, "key": key, "data": data})
+            written.append((kind, key, data))
         self._stored[(kind, key)] = data
 
     async def _drop(self, kind: str, key: str) -> None:
         if (kind, key) not in self._stored:
             return  # loaded at start and never written since: nothing to delete
-        async with self.db.writing() as session:
-            await session.execute(delete(StoredState).where(StoredState.kind == kind, StoredState.key == key))
+        bound = self._bound.get()
+        if bound is None:
+            async with self.db.writing() as session:
+                await session.execute(_delete(kind, key))
+        else:
+            connection, written = bound
+            await connection.execute(_delete(kind, key))
+            written.append((kind, key, None))
         self._stored.pop((kind, key), None)
 
     async def fresh(self, user_id: int, conversations: dict[str, ConversationKey],

@@ -133,8 +133,10 @@ class Database:
 
     def __init__(self, url: str, *, on_change: Callable[[], None] | None = None,
                  on_write: Callable[[], None] | None = None, keys: Keys | None = None,
-                 **engine_options: object) -> None:
+                 updates_at_once: int | None = None, **engine_options: object) -> None:
         self.url = url
+        if updates_at_once is not None and make_url(url).get_backend_name() == "postgresql":
+            engine_options = {**pool_for(updates_at_once), **engine_options}
         self.engine = create_engine_for(url, keys=keys, **engine_options)
         self._sessions = session_factory(self.engine, on_change, on_write)
 
@@ -218,6 +220,17 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+SPARE_CONNECTIONS = 4  # beside the updates: the scheduler's leadership, the poller's lock, a weekly run, a menu refresh
+
+
+def pool_for(updates_at_once: int) -> dict[str, int]:
+    """Return the pool options for handling `updates_at_once` updates together on PostgreSQL.
+
+    Each holds its chat lock's connection (`serialised`) for the whole update and, meanwhile, a
+    session's now and then: two each, so no update waits for a connection another one holds."""
+    return {"pool_size": 2 * updates_at_once + SPARE_CONNECTIONS, "max_overflow": SPARE_CONNECTIONS}
 
 
 CHAT_LOCKS = 15  # first key of the per-chat advisory locks (the two-key space never meets advisory_key's)

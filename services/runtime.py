@@ -47,11 +47,14 @@ class Services:
     scheduler: SchedulerRole = field(default_factory=SchedulerRole)  # leader unless services.leadership says not
 
     @classmethod
-    def build(cls, config: Config, *, clock: Clock | None = None, sleep: Sleep | None = None) -> Services:
-        """Open the database of `config` (not connected until first use) with its cache and write counter."""
+    def build(cls, config: Config, *, clock: Clock | None = None, sleep: Sleep | None = None,
+              updates_at_once: int | None = None) -> Services:
+        """Open the database of `config` (not connected until first use) with its cache and write counter.
+
+        `updates_at_once`: how many updates the application handles together (sizes the pool)."""
         cache, writes = FreshCache(), WriteCount()
         db = Database(config.database.url, on_change=cache.forget, on_write=writes.add,
-                      keys=load_keys(config.security.key_file))
+                      keys=load_keys(config.security.key_file), updates_at_once=updates_at_once)
         return cls(config=config, texts=Texts.load(config.bot.language), clock=clock or Clock(), db=db,
                    cache=cache, writes=writes, sleep=sleep or asyncio.sleep)
 

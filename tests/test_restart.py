@@ -122,3 +122,32 @@ async def test_a_question_sent_by_a_run_that_died_before_persisting_still_takes_
     await bot.tap(1001, "✅")
     [saved] = await bot.counted_admissions()
     assert saved.sex.value == "female"
+
+
+async def test_a_step_whose_record_failed_still_resumes_after_a_restart(harness, monkeypatch) -> None:
+    """On PostgreSQL the step's state commits with its processed-record: when that fails, it is written again."""
+    import bot.app as bot_app
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report")
+    real, failures = bot_app.mark_processed, []
+
+    async def flaky(db, update_ids, now):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(list(update_ids))
+            raise OSError("database unreachable for a moment")
+        await real(db, update_ids, now)
+
+    monkeypatch.setattr(bot_app, "mark_processed", flaky)
+    await bot.say(1001, "Lò Thị Hoa")
+    assert len(failures) == 1
+    await bot.crash()
+    await bot.start()
+    await bot.say(1001, "1998")  # the name's step is where it was left: the year is the next answer
+    assert "Dân tộc" in (await bot.tap(1001, "Nữ"))[-1]["text"]
+    await bot.tap(1001, "Tày")
+    await bot.say(1001, "15/05/2026")
+    await bot.tap(1001, "Bỏ qua")
+    card = (await bot.tap(1001, "Có"))[-1]["text"]
+    assert "Lò Thị Hoa" in card and "1998" in card
