@@ -260,8 +260,25 @@ def _conversations(server, count: int, talk) -> float:  # type: ignore[no-untype
     return updates / (time.perf_counter() - started)
 
 
-def run(url: str, updates: int, reports: int) -> None:
-    """Measure the echo bot, then the bot with one and with two processes, on one harness."""
+def _point_webhook_at(server, url: str) -> None:  # type: ignore[no-untyped-def]
+    """Call the fake's setWebhook as the bot would, to send the next measurement's updates to `url`."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"url": url, "secret_token": SECRET}).encode()
+    request = urllib.request.Request(f"{server.base_url}{TOKEN}/setWebhook", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert json.load(answer)["ok"]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def run(url: str, updates: int, reports: int, rounds: int) -> None:
+    """Measure the echo bot, the bot with one and with two processes, in turn, `rounds` times; print medians."""
     from localapi.server import BotApiServer
     from models.crypto import KEY_ENV, new_secret_text
     from tests.test_webhook import free_port
@@ -273,54 +290,57 @@ def run(url: str, updates: int, reports: int) -> None:
     server.state.webhook_connections = 8
     for user in COMMITTEE + SECRETARIES:
         server.state.add_user(user, "Bench")
-    ports = free_port(), free_port(), free_port()
-    proxy_port = free_port()
-    hook_url = f"http://127.0.0.1:{proxy_port}/hook"
-    figures: dict[str, float] = {}
-
-    def route(*upstreams: int) -> subprocess.Popen[bytes]:  # the proxy in a process of its own, like nginx
-        process = _spawn(folder, "proxy", "--port", str(proxy_port), "--upstreams", ",".join(map(str, upstreams)))
-        _listening(proxy_port)
-        return process
-
-    proxy = route(ports[0])
+    echo_port, one_port, two_port = free_port(), free_port(), free_port()
+    fronts = {name: free_port() for name in ("echo", "one", "two")}
+    hook = {name: f"http://127.0.0.1:{port}/hook" for name, port in fronts.items()}
+    upstreams = {"echo": [echo_port], "one": [one_port], "two": [one_port, two_port]}
+    figures: dict[str, list[float]] = {}
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        # One round-robin proxy per setting, each in a process of its own like nginx; all stay up.
+        for name, port in fronts.items():
+            processes.append(_spawn(folder, "proxy", "--port", str(port),
+                                    "--upstreams", ",".join(map(str, upstreams[name]))))
+            _listening(port)
         mark = server.state.mark()
-        echo_bot = _spawn(folder, "echo", "--base-url", server.base_url, "--port", str(ports[0]), "--hook-url", hook_url)
-        try:
-            _listening(ports[0])
+        processes.append(_spawn(folder, "echo", "--base-url", server.base_url, "--port", str(echo_port),
+                                "--hook-url", hook["echo"]))
+        _listening(echo_port)
+        _webhook_set_to(server, mark)
+        for number, port in enumerate((one_port, two_port)):
+            mark = server.state.mark()
+            processes.append(_spawn(folder, "serve", "--config",
+                                    str(_bot_config(folder, f"bot{number}", server, url, port, hook["two"]))))
+            _listening(port)
             _webhook_set_to(server, mark)
+        for round_number in range(1, rounds + 1):
+            _point_webhook_at(server, hook["echo"])
             _texts(server, COMMITTEE, "warm up", 40)
-            figures["echo"] = _texts(server, COMMITTEE, "xin chào", updates)
-            figures["echo_talk"] = _conversations(server, reports, _echo_conversation)
-        finally:
-            _stop(echo_bot)
-        print(f"  echo (PTB webhook)      {figures['echo']:6.0f} updates/s; as conversations {figures['echo_talk']:6.0f}"
-              " updates/s", flush=True)
-        configs = [_bot_config(folder, f"bot{i}", server, url, port, hook_url) for i, port in enumerate(ports[1:])]
-        bots = []
-        try:
-            for count in (1, 2):
-                mark = server.state.mark()
-                bots.append(_spawn(folder, "serve", "--config", str(configs[count - 1])))
-                _listening(ports[count])
-                _webhook_set_to(server, mark)
-                _stop(proxy)
-                proxy = route(*ports[1:1 + count])
+            measured = {"echo": _texts(server, COMMITTEE, "xin chào", updates),
+                        "echo_talk": _conversations(server, reports, _echo_conversation)}
+            for count, name in ((1, "one"), (2, "two")):
+                _point_webhook_at(server, hook[name])
                 _texts(server, COMMITTEE, "/progress", 40)
-                figures[f"progress{count}"] = _texts(server, COMMITTEE, "/progress", updates)
-                figures[f"report{count}"] = _conversations(server, reports, _report)
-                print(f"  {count} process{'es' if count > 1 else ''}: /progress {figures[f'progress{count}']:6.0f} updates/s "
-                      f"({100 * figures[f'progress{count}'] / figures['echo']:.0f} % of echo); /report "
-                      f"{figures[f'report{count}']:6.0f} updates/s ({100 * figures[f'report{count}'] / figures['echo_talk']:.0f} %"
-                      " of echo's conversations)", flush=True)
-        finally:
-            _stop(*bots)
-        print(f"  two processes / one: /progress {figures['progress2'] / figures['progress1']:.2f}x, "
-              f"/report {figures['report2'] / figures['report1']:.2f}x", flush=True)
+                measured[f"progress{count}"] = _texts(server, COMMITTEE, "/progress", updates)
+                measured[f"report{count}"] = _conversations(server, reports, _report)
+            print(f"  round {round_number}: " + ", ".join(f"{key} {value:.0f}" for key, value in measured.items()),
+                  flush=True)
+            for key, value in measured.items():
+                figures.setdefault(key, []).append(value)
     finally:
-        _stop(proxy)
+        _stop(*processes)
         server.stop()
+    median = {key: _median(values) for key, values in figures.items()}
+    print(f"medians of {rounds} round{'s' if rounds > 1 else ''} (updates/s):", flush=True)
+    print(f"  echo (PTB webhook)      {median['echo']:6.0f} as a burst of texts; {median['echo_talk']:6.0f} as conversations")
+    for count in (1, 2):
+        print(f"  {count} process{'es' if count > 1 else ''}: /progress {median[f'progress{count}']:6.0f} "
+              f"({100 * median[f'progress{count}'] / median['echo']:.0f} % of echo's burst); /report "
+              f"{median[f'report{count}']:6.0f} ({100 * median[f'report{count}'] / median['echo_talk']:.0f} % of echo's"
+              " conversations)")
+    ratios = {key: [two / one for one, two in zip(figures[f"{key}1"], figures[f"{key}2"])] for key in ("progress", "report")}
+    print(f"  two processes / one (median of the rounds' ratios): /progress {_median(ratios['progress']):.2f}x, "
+          f"/report {_median(ratios['report']):.2f}x", flush=True)
 
 
 def main() -> None:
@@ -330,6 +350,7 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://127.0.0.1:5432/bench_webhook")
     parser.add_argument("--updates", type=int, default=300, help="texts per /progress or echo measurement")
     parser.add_argument("--reports", type=int, default=40, help="whole /report conversations per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of echo, one process, two processes")
     serve_parser = sub.add_parser("serve")
     serve_parser.add_argument("--config", type=Path, required=True)
     echo_parser = sub.add_parser("echo")
@@ -347,7 +368,7 @@ def main() -> None:
     elif args.command == "echo":
         echo(args.base_url, args.port, args.hook_url)
     else:
-        run(args.url, args.updates, args.reports)
+        run(args.url, args.updates, args.reports, args.rounds)
 
 
 if __name__ == "__main__":
