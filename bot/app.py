@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -116,6 +116,22 @@ class AdmissionsApplication(ChatApplication):
         async with self._turns.turn(chat_id), self._updates_at_once:
             async with self.services.db.serialised(chat_id) as shared:
                 await self._process_once(update, shared)
+
+    async def in_turn(self, update: Update, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` (a conversation's timeout) in the chat's turn; on PostgreSQL with the sender's
+        state read afresh first and what it changed committed with the chat's lock."""
+        chat_id = _chat_of(update)
+        if chat_id is None:
+            await super().in_turn(update, work)
+            return
+        async with self._turns.turn(chat_id), self._updates_at_once:
+            async with self.services.db.serialised(chat_id) as shared:
+                if shared is None:
+                    await super().in_turn(update, work)
+                    return
+                await self._read_fresh_state(update, shared)
+                async with self._writing_state_on(shared):
+                    await super().in_turn(update, work)
 
     async def _process_once(self, update: Update, shared: AsyncConnection | None) -> None:
         """Skip a repeat, else handle it and flush; `shared`: the chat lock's connection (PostgreSQL)."""

@@ -33,13 +33,12 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
 
 from core.i18n import Translator
 from core.text import esc
-from handlers.common import answer, cached_person, current_person, reply, today, translator
+from handlers.common import DraftConversation, answer, cached_person, current_person, reply, today, translator
 from handlers.context import BotContext, Feature
 from handlers.report_card import ETHNICITY_BUTTONS, keyboard
 from models.candidates import (
@@ -743,10 +742,6 @@ async def use_buttons(update: Update, context: BotContext) -> None:
     await reply(update, context, translator(context, update)("report.invalid.use_buttons"))
 
 
-async def drop_abandoned(update: Update, context: BotContext) -> None:
-    """Forget a draft left unfinished: personal data is not kept without reason."""
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-
 
 # /admissions: the dates after the decision ---------------------------------------------------------
 
@@ -822,7 +817,8 @@ async def show_admission(update: Update, context: BotContext) -> None:
 def build_handlers() -> list[BaseHandler]:
     """Return the adding / dating conversation and the stateless buttons."""
     text = filters.TEXT & ~filters.COMMAND
-    conversation = ConversationHandler(
+    conversation = DraftConversation(
+        draft=DRAFT, lifetime=DRAFT_LIFETIME,
         entry_points=[
             CommandHandler("candidate", start_add),
             CallbackQueryHandler(start_add, pattern=rf"^cand:add:{ID}$"),
@@ -845,7 +841,6 @@ def build_handlers() -> list[BaseHandler]:
             CONFIRM: [CallbackQueryHandler(save, pattern=r"^cand:save:[0-9a-f]{32}$"), MessageHandler(text, use_buttons)],
             WHEN: [CallbackQueryHandler(take_when, pattern=r"^cand:today$"), MessageHandler(text, take_when)],
             NEW_MENTOR: [CallbackQueryHandler(take_new_mentor, pattern=r"^cand:skip$"), MessageHandler(text, take_new_mentor)],
-            ConversationHandler.TIMEOUT: [TypeHandler(Update, drop_abandoned)],
         },
         fallbacks=[
             CommandHandler("cancel", cancel),
@@ -854,9 +849,6 @@ def build_handlers() -> list[BaseHandler]:
             CallbackQueryHandler(_stale, pattern=r"^cand:(skip|today)$"),
         ],
         name="candidates",
-        persistent=True,
-        allow_reentry=True,
-        conversation_timeout=DRAFT_LIFETIME,
     )
     return [
         conversation,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -9,18 +11,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
-from telegram.ext import Application
+from telegram.ext import Application, BaseHandler, ConversationHandler, TypeHandler
 
 from core.i18n import Translator, language_of
 from core.text import esc, split_message
-from handlers.context import BotContext
+from handlers.context import BotContext, ChatApplication
 from models.entities import Person
 from models.people import person_by_telegram_id
 from models.progress import Progress
 from services.telegram import services_of
 
-__all__ = ["answer", "paging_row", "cached_person", "current_person", "esc", "forget_old_drafts", "reply", "today", "translator",
-           "unit_progress_line"]
+__all__ = ["answer", "paging_row", "cached_person", "current_person", "DraftConversation", "esc", "forget_old_drafts",
+           "reply", "today", "translator", "unit_progress_line"]
 
 
 async def current_person(session: AsyncSession, update: Update) -> Person | None:
@@ -126,6 +128,66 @@ async def forget_old_drafts(application: Application[Any, Any, Any, Any, Any, An
     if stale:
         application.mark_data_for_update_persistence(user_ids=stale)
         await application.update_persistence()
+
+
+class DraftConversation(ConversationHandler[BotContext]):
+    """A persistent conversation whose draft (`user_data[draft]`) is forgotten `lifetime` after the last answer.
+
+    Personal data is not kept without reason. PTB's timer lives in the process that handled the
+    last answer it saw; with several processes on one database (PostgreSQL) the person's next
+    answer may have gone to another one, which set a timer of its own. So the timer fires in the
+    chat's turn with the state read afresh (ChatApplication.in_turn), and forgets the draft only
+    if it is still the one this process left; otherwise it just ends. A restart forgets drafts by
+    age instead (forget_old_drafts): timers do not survive it.
+    """
+
+    def __init__(self, *, draft: str, lifetime: timedelta, name: str,
+                 states: dict[object, list[BaseHandler[Any, BotContext, Any]]], **kwargs: Any) -> None:
+        states = {**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, self._forget_draft)]}
+        super().__init__(name=name, states=states, persistent=True, allow_reentry=True,
+                         conversation_timeout=lifetime, **kwargs)
+        self.draft = draft
+        self._left: dict[tuple[int | str, ...], tuple[str, bytes]] = {}  # key: (its timer's id, the draft as left)
+
+    def _fingerprint(self, user_data: dict[str, Any] | None) -> bytes:
+        data = (user_data or {}).get(self.draft)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).digest()
+
+    def _schedule_job(self, new_state: object, application: Application,  # type: ignore[type-arg,override]
+                      update: Update, context: BotContext, conversation_key: tuple[int | str, ...]) -> None:
+        super()._schedule_job(new_state, application, update, context, conversation_key)  # type: ignore[arg-type]
+        job = self.timeout_jobs.get(conversation_key)
+        if job is not None:
+            self._left[conversation_key] = (job.id, self._fingerprint(context.user_data))
+
+    async def _trigger_timeout(self, context: BotContext) -> None:  # type: ignore[override]
+        """Forget the draft in the chat's turn, unless another process took a newer answer (see the class)."""
+        job = context.job
+        assert job is not None
+        timeout = job.data
+        key = timeout.conversation_key  # type: ignore[union-attr]
+        timer, left = self._left.get(key, (None, b""))
+        trigger = super()._trigger_timeout
+
+        async def expire() -> None:
+            if timer == job.id:
+                del self._left[key]
+                if self._fingerprint(timeout.application.user_data.get(  # type: ignore[union-attr]
+                        timeout.update.effective_user.id)) != left:  # type: ignore[union-attr]
+                    if self.timeout_jobs.get(key) is job:  # moved on elsewhere: that process's timer counts
+                        del self.timeout_jobs[key]
+                    return
+            await trigger(context)
+
+        application = timeout.application  # type: ignore[union-attr]
+        if isinstance(application, ChatApplication):
+            await application.in_turn(timeout.update, expire)  # type: ignore[union-attr]
+        else:
+            await expire()
+
+    async def _forget_draft(self, update: Update, context: BotContext) -> None:
+        """Forget the draft left unfinished (it may hold names)."""
+        context.user_data.pop(self.draft, None)  # type: ignore[union-attr]
 
 
 def paging_row(page: int, pages: int, previous: str, following: str,

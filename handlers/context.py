@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from telegram import Update
 from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
 
 from models.entities import Role
@@ -61,6 +62,16 @@ class ChatApplication(ServicesApplication):
     def __init__(self, *, features: tuple[Feature, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.features = features
+
+    async def in_turn(self, update: Update, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` about `update`'s chat, not as an update (a conversation's timeout), then flush.
+
+        bot.app runs it in the chat's turn across processes, with the sender's state read afresh."""
+        await work()
+        user = update.effective_user
+        if user is not None:
+            self.mark_data_for_update_persistence(user_ids=[user.id])
+        await self.update_persistence()
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], dict[str, Any]]):

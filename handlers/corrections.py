@@ -27,12 +27,11 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
 
 from core.i18n import Translator
-from handlers.common import answer, current_person, esc, reply, today, translator
+from handlers.common import DraftConversation, answer, current_person, esc, reply, today, translator
 from handlers.context import BotContext, Feature
 from handlers.report_card import DRAFT_LIFETIME, EXAMPLE, MAX_TEXT, set_decision, set_name, shown
 from handlers.reports import answers_of, button, card_view, value_text
@@ -331,16 +330,13 @@ async def use_buttons(update: Update, context: BotContext) -> int | None:
     return None
 
 
-async def drop_abandoned(update: Update, context: BotContext) -> None:
-    """Forget a correction left unfinished (it may hold a name)."""
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-
 
 def build_handlers() -> list[BaseHandler]:
     """Return the correction conversation."""
     text = filters.TEXT & ~filters.COMMAND
     fields = "|".join(FIELDS)
-    return [ConversationHandler(
+    return [DraftConversation(
+        draft=DRAFT, lifetime=DRAFT_LIFETIME,
         entry_points=[CallbackQueryHandler(start_correction, pattern=rf"^rep:f:\d{{1,18}}:({fields})$"),
                       CallbackQueryHandler(start_withdrawal, pattern=r"^rep:w:\d{1,18}$")],
         states={
@@ -348,13 +344,9 @@ def build_handlers() -> list[BaseHandler]:
                     MessageHandler(text, take_value_text)],
             REASON: [MessageHandler(text, take_reason)],
             CONFIRM: [CallbackQueryHandler(confirm, pattern=r"^rep:ok:\d{1,18}$"), MessageHandler(text, use_buttons)],
-            ConversationHandler.TIMEOUT: [TypeHandler(Update, drop_abandoned)],
         },
         fallbacks=[CommandHandler("cancel", cancel), CallbackQueryHandler(cancel, pattern=r"^rep:no:\d{1,18}$")],
         name="corrections",
-        persistent=True,
-        allow_reentry=True,
-        conversation_timeout=DRAFT_LIFETIME,
     )]
 
 

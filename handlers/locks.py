@@ -26,12 +26,11 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
 
 from core.i18n import Translator
-from handlers.common import answer, current_person, esc, forget_old_drafts, reply, today, translator
+from handlers.common import DraftConversation, answer, current_person, esc, forget_old_drafts, reply, today, translator
 from handlers.context import BotContext, Feature
 from models.audit import REASON_MAX, REASON_MIN, valid_reason
 from models.entities import AuditChannel, Person, Role, Unit, UnitLock
@@ -381,10 +380,6 @@ async def cancel_unlock(update: Update, context: BotContext) -> int | None:
     return END
 
 
-async def drop_abandoned(update: Update, context: BotContext) -> None:
-    """Forget an /unlock left unanswered for UNLOCK_LIFETIME."""
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-
 
 async def forget_abandoned_unlocks(application: Application) -> None:  # type: ignore[type-arg]
     """At start, forget /unlock drafts older than UNLOCK_LIFETIME (the in-process timeout does not survive a
@@ -395,19 +390,16 @@ async def forget_abandoned_unlocks(application: Application) -> None:  # type: i
 def build_handlers() -> list[BaseHandler]:
     """Return /lock with its buttons and the /unlock conversation."""
     text = filters.TEXT & ~filters.COMMAND
-    unlock = ConversationHandler(
+    unlock = DraftConversation(
+        draft=DRAFT, lifetime=UNLOCK_LIFETIME,
         entry_points=[CommandHandler("unlock", start_unlock)],
         states={
             PICK: [CallbackQueryHandler(pick_unlock_unit, pattern=UNLOCK_PICK), MessageHandler(text, use_buttons)],
             REASON: [MessageHandler(text, take_reason)],
             CONFIRM: [CallbackQueryHandler(confirm_unlock, pattern=UNLOCK_CONFIRM), MessageHandler(text, use_buttons)],
-            ConversationHandler.TIMEOUT: [TypeHandler(Update, drop_abandoned)],
         },
         fallbacks=[CommandHandler("cancel", cancel_unlock), CallbackQueryHandler(cancel_unlock, pattern=UNLOCK_CANCEL)],
         name="unlock",
-        persistent=True,
-        allow_reentry=True,
-        conversation_timeout=UNLOCK_LIFETIME,
     )
     return [CommandHandler("lock", show_or_lock), CallbackQueryHandler(pick_lock_unit, pattern=LOCK_PICK),
             CallbackQueryHandler(confirm_lock, pattern=LOCK_SET), CallbackQueryHandler(cancel_lock, pattern=LOCK_CANCEL),

@@ -22,9 +22,7 @@ from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
-    ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
 
@@ -39,7 +37,7 @@ from handlers.report_questions import (
     ask, close_live, draft_of, invalid, onward, refuse_answer, stale_button, step, text_of, took,
 )
 from handlers.common import (
-    answer, cached_person, current_person, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
+    DraftConversation, answer, cached_person, current_person, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
 )
 from handlers.candidates import DECISION_PREFIX, prefill_report
 from models.admissions import NotAllowed, record_admission, saved_report
@@ -453,10 +451,6 @@ async def cancel(update: Update, context: BotContext) -> int | None:
     return END
 
 
-async def drop_abandoned(update: Update, context: BotContext) -> None:
-    """Forget a draft left unfinished for DRAFT_LIFETIME: personal data is not kept without reason."""
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-
 
 async def nothing_to_cancel(update: Update, context: BotContext) -> None:
     """Answer /cancel outside any conversation."""
@@ -473,7 +467,8 @@ def build_handlers() -> list[BaseHandler]:
     """Return the /report conversation and the outside-conversation /cancel and ✅."""
     text = filters.TEXT & ~filters.COMMAND
     other = ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
-    conversation = ConversationHandler(
+    conversation = DraftConversation(
+        draft=DRAFT, lifetime=DRAFT_LIFETIME,
         entry_points=[
             CommandHandler("report", start_report),
             # "Report now" buttons elsewhere (e.g. the weekly reminder) start the same conversation.
@@ -508,7 +503,6 @@ def build_handlers() -> list[BaseHandler]:
                 CallbackQueryHandler(back_to_card, pattern=r"^report:back$"),
                 MessageHandler(text, use_buttons),
             ],
-            ConversationHandler.TIMEOUT: [TypeHandler(Update, drop_abandoned)],
         },
         fallbacks=[
             CommandHandler("cancel", cancel),
@@ -517,9 +511,6 @@ def build_handlers() -> list[BaseHandler]:
             MessageHandler(other, not_text),  # a sticker, photo, voice… at any step
         ],
         name="report",
-        persistent=True,
-        allow_reentry=True,
-        conversation_timeout=DRAFT_LIFETIME,
     )
     return [conversation, CommandHandler("cancel", nothing_to_cancel),
             CallbackQueryHandler(saved_result, pattern=r"^report:save:[0-9a-f]{32}$")]
