@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Delete, Insert, delete, or_, select
+from sqlalchemy import Delete, Insert, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
@@ -44,6 +44,11 @@ def _upsert(dialect: str) -> Insert:
     statement = insert(StoredState)
     return statement.on_conflict_do_update(index_elements=[StoredState.kind, StoredState.key],
                                            set_={"data": statement.excluded.data})
+
+
+# One person's rows: kinds × keys (a little more than wanted; the rest is dropped), built once: it runs every update.
+_FRESH = select(StoredState.kind, StoredState.key, StoredState.data).where(
+    StoredState.kind.in_(bindparam("kinds", expanding=True)), StoredState.key.in_(bindparam("keys", expanding=True)))
 
 
 def _delete(kind: str, key: str) -> Delete:
@@ -131,14 +136,13 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         """
         wanted = {(USER_DATA, str(user_id)): None}
         wanted.update({(f"{CONVERSATION}:{name}", json.dumps(list(key))): name for name, key in conversations.items()})
-        query = select(StoredState.kind, StoredState.key, StoredState.data).where(or_(*(
-            (StoredState.kind == kind) & (StoredState.key == key) for kind, key in wanted)))
+        values = {"kinds": sorted({kind for kind, _ in wanted}), "keys": sorted({key for _, key in wanted})}
         if connection is None:
             async with self.db.reading() as session:
-                found = (await session.execute(query)).all()
+                found = (await session.execute(_FRESH, values)).all()
         else:
-            found = (await connection.execute(query)).all()
-        rows = {(kind, key): data for kind, key, data in found}
+            found = (await connection.execute(_FRESH, values)).all()
+        rows = {(kind, key): data for kind, key, data in found if (kind, key) in wanted}
         user_data: dict[str, Any] | None = None
         states: dict[str, object | None] = {}
         for (kind, key), name in wanted.items():

@@ -212,8 +212,7 @@ class Database:
             yield None
             return
         async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                                     {"space": CHAT_LOCKS, "key": (chat_id % (1 << 32)) - (1 << 31)})
+            await connection.execute(_CHAT_LOCK, {"space": CHAT_LOCKS, "key": (chat_id % (1 << 32)) - (1 << 31)})
             yield connection
             await connection.commit()
 
@@ -233,6 +232,7 @@ def pool_for(updates_at_once: int) -> dict[str, int]:
     return {"pool_size": 2 * updates_at_once + SPARE_CONNECTIONS, "max_overflow": SPARE_CONNECTIONS}
 
 
+_CHAT_LOCK = text("SELECT pg_advisory_xact_lock(:space, :key)")
 CHAT_LOCKS = 15  # first key of the per-chat advisory locks (the two-key space never meets advisory_key's)
 
 

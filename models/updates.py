@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Insert, delete, func, select
+from sqlalchemy import Insert, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.entities import ProcessedUpdate
 
 
+_PROCESSED = select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id == bindparam("update_id"))
+
+
 async def was_processed(session: AsyncSession | AsyncConnection, update_id: int) -> bool:
-    """Tell whether this update id was handled before."""
-    return await session.scalar(select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id == update_id)) is not None
+    """Tell whether this update id was handled before (a statement built once: it runs every update)."""
+    return await session.scalar(_PROCESSED, {"update_id": update_id}) is not None
 
 
+@functools.cache
 def _insert_once(dialect: str) -> Insert:
     """Return an INSERT of a processed update that does nothing when the id is already there."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
