@@ -1,23 +1,30 @@
 """Webhook throughput on PostgreSQL: /progress and a full /report conversation, with 1 and 2 bot processes.
 
-    .venv/bin/python -m bench.webhook --url postgresql://127.0.0.1:5432/bench_webhook [--updates 300] [--reports 40]
+    .venv/bin/python -m bench.webhook --url postgresql://127.0.0.1:5432/bench_webhook [--updates 300] [--reports 40] [--rounds 5]
 
 The database is created if missing and its tables are re-created (it is the benchmark's own).
 One harness for everything: the local fake Bot API (localapi, in this process) delivering by
-POST over 8 parallel connections (one chat's updates in order, as Telegram), and a round-robin
-reverse proxy in a process of its own in front of the upstreams (as nginx would be). Measured in one run, one after
-another on the same harness:
+POST over 8 parallel connections (one chat's updates in order, as Telegram), and round-robin
+reverse proxies, each in a process of its own (as nginx would be), in front of:
 
 - a bare PTB echo bot in webhook mode (PTB's own tornado webhook, a subprocess), texts echoed;
 - the bot (`bench.webhook serve`: `run` in webhook mode without the 30 msg/s rate limiter, a
-  subprocess per process) with 1 process, then with 2 behind the proxy:
-  /progress from 20 committee members of the district, and whole /report conversations
-  (9 updates each: /report, name, birth year, sex, ethnicity, date, no decision number, Youth
-  Union, ✅) from 20 secretaries at once, each waiting for the bot's question before answering.
+  subprocess per process), one process behind one proxy, both behind another.
 
-Figures are updates/s from the first push to the last reply; the ratios are what docs/BENCHMARKS.md
-records. Also `serve --config FILE`, `echo …` and `proxy …` (the subprocesses; not for direct use).
+Everything starts once; then each round measures, one after another, by pointing the fake's
+webhook (setWebhook) at the right proxy: the echo bot (a burst of texts from 20 people, and 20
+people each sending 9 texts, every one after the last reply: the /report pattern), then one
+process and two: /progress from 20 committee members of the district, and whole /report
+conversations (9 updates each: /report, name, birth year, sex, ethnicity, date, no decision
+number, Youth Union, ✅) from 20 secretaries at once, each waiting for the bot's question.
+
+Figures are updates/s from the first push to the last reply, with the CPU the answering
+processes spent per update and how busy the machine's CPUs were (harness, proxies, PostgreSQL
+and bots together, from /proc); the medians over the rounds and their ratios are what
+docs/BENCHMARKS.md records (one run on a shared machine varies by a factor of two). Also
+`serve --config FILE`, `echo …` and `proxy …` (the subprocesses; not for direct use).
 """
+
 
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -271,6 +279,31 @@ def _point_webhook_at(server, url: str) -> None:  # type: ignore[no-untyped-def]
         assert json.load(answer)["ok"]
 
 
+def _cpu_seconds(pids: Iterable[int]) -> float:
+    """Return the CPU time (user + system) the processes `pids` have used, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _postgres_pids() -> list[int]:
+    """Return the PostgreSQL server's processes on this machine (their CPU counts as the harness's load)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -294,7 +327,9 @@ def run(url: str, updates: int, reports: int, rounds: int) -> None:
     fronts = {name: free_port() for name in ("echo", "one", "two")}
     hook = {name: f"http://127.0.0.1:{port}/hook" for name, port in fronts.items()}
     upstreams = {"echo": [echo_port], "one": [one_port], "two": [one_port, two_port]}
-    figures: dict[str, list[float]] = {}
+    figures: dict[str, list[float]] = {}  # updates/s of each measurement, round after round
+    cpu: dict[str, list[float]] = {}  # ms of CPU per update in the processes that answered
+    busy: dict[str, list[float]] = {}  # % of the machine's CPUs used by everything in the harness
     processes: list[subprocess.Popen[bytes]] = []
     try:
         # One round-robin proxy per setting, each in a process of its own like nginx; all stay up.
@@ -313,31 +348,48 @@ def run(url: str, updates: int, reports: int, rounds: int) -> None:
                                     str(_bot_config(folder, f"bot{number}", server, url, port, hook["two"]))))
             _listening(port)
             _webhook_set_to(server, mark)
+        echo_bot, bots = processes[3], processes[4:]
+
+        def measure(key: str, answering: list[subprocess.Popen[bytes]], run_it: Callable[[], float]) -> None:
+            """Run one measurement; keep its updates/s, the answering processes' CPU per update and the machine's load."""
+            everything = [os.getpid(), *(process.pid for process in processes), *_postgres_pids()]
+            answering_before, all_before, started = _cpu_seconds(p.pid for p in answering), _cpu_seconds(everything), \
+                time.perf_counter()
+            rate = run_it()
+            wall = time.perf_counter() - started
+            figures.setdefault(key, []).append(rate)
+            cpu.setdefault(key, []).append(1000 * (_cpu_seconds(p.pid for p in answering) - answering_before) / (rate * wall))
+            busy.setdefault(key, []).append(100 * (_cpu_seconds(everything) - all_before) / (wall * (os.cpu_count() or 1)))
+
         for round_number in range(1, rounds + 1):
             _point_webhook_at(server, hook["echo"])
             _texts(server, COMMITTEE, "warm up", 40)
-            measured = {"echo": _texts(server, COMMITTEE, "xin chào", updates),
-                        "echo_talk": _conversations(server, reports, _echo_conversation)}
+            measure("echo", [echo_bot], lambda: _texts(server, COMMITTEE, "xin chào", updates))
+            measure("echo_talk", [echo_bot], lambda: _conversations(server, reports, _echo_conversation))
             for count, name in ((1, "one"), (2, "two")):
                 _point_webhook_at(server, hook[name])
                 _texts(server, COMMITTEE, "/progress", 40)
-                measured[f"progress{count}"] = _texts(server, COMMITTEE, "/progress", updates)
-                measured[f"report{count}"] = _conversations(server, reports, _report)
-            print(f"  round {round_number}: " + ", ".join(f"{key} {value:.0f}" for key, value in measured.items()),
-                  flush=True)
-            for key, value in measured.items():
-                figures.setdefault(key, []).append(value)
+                measure(f"progress{count}", bots[:count], lambda: _texts(server, COMMITTEE, "/progress", updates))
+                measure(f"report{count}", bots[:count], lambda: _conversations(server, reports, _report))
+            print(f"  round {round_number}: " + ", ".join(
+                f"{key} {values[-1]:.0f} ({cpu[key][-1]:.1f} ms, {busy[key][-1]:.0f} %)" for key, values in figures.items()),
+                flush=True)
     finally:
         _stop(*processes)
         server.stop()
+    print("  (updates/s (CPU of the answering processes per update, the machine's CPUs busy))")
+    print(f"medians of {rounds} round{'s' if rounds > 1 else ''}:", flush=True)
+    for key, label in (("echo", "echo, a burst of texts"), ("echo_talk", "echo, as conversations"),
+                       ("progress1", "1 process, /progress"), ("report1", "1 process, /report"),
+                       ("progress2", "2 processes, /progress"), ("report2", "2 processes, /report")):
+        print(f"  {label:24s} {_median(figures[key]):6.0f} updates/s, {_median(cpu[key]):5.1f} ms CPU per update, "
+              f"machine {_median(busy[key]):3.0f} % busy")
     median = {key: _median(values) for key, values in figures.items()}
-    print(f"medians of {rounds} round{'s' if rounds > 1 else ''} (updates/s):", flush=True)
-    print(f"  echo (PTB webhook)      {median['echo']:6.0f} as a burst of texts; {median['echo_talk']:6.0f} as conversations")
+    print("ratios of the medians:")
     for count in (1, 2):
-        print(f"  {count} process{'es' if count > 1 else ''}: /progress {median[f'progress{count}']:6.0f} "
-              f"({100 * median[f'progress{count}'] / median['echo']:.0f} % of echo's burst); /report "
-              f"{median[f'report{count}']:6.0f} ({100 * median[f'report{count}'] / median['echo_talk']:.0f} % of echo's"
-              " conversations)")
+        print(f"  {count} process{'es' if count > 1 else ''}: /progress "
+              f"{100 * median[f'progress{count}'] / median['echo']:.0f} % of echo's burst; /report "
+              f"{100 * median[f'report{count}'] / median['echo_talk']:.0f} % of echo's conversations")
     ratios = {key: [two / one for one, two in zip(figures[f"{key}1"], figures[f"{key}2"])] for key in ("progress", "report")}
     print(f"  two processes / one (median of the rounds' ratios): /progress {_median(ratios['progress']):.2f}x, "
           f"/report {_median(ratios['report']):.2f}x", flush=True)
