@@ -164,6 +164,23 @@ class Sessions:
         return self.db.writing()
 
 
+def fail_first_record(monkeypatch) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    """Make the next record of processed updates (bot.app's mark_processed) fail once, as an unreachable
+    database would; return the list of the update ids that failure refused (filled when it happens)."""
+    import bot.app as bot_app
+
+    real, failures = bot_app.mark_processed, []
+
+    async def flaky(db, update_ids, now):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(list(update_ids))
+            raise OSError("database unreachable for a moment")
+        await real(db, update_ids, now)
+
+    monkeypatch.setattr(bot_app, "mark_processed", flaky)
+    return failures
+
+
 async def run_weekly(application: AdmissionsApplication, kind: str, as_of: date | None = None,
                      **options: Any) -> RunSummary:
     """Run a weekly run now through the application's services and Bot, as `remind-now` does."""

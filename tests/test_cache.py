@@ -133,20 +133,12 @@ async def test_read_only_updates_are_recorded_with_the_batch_and_writes_at_once(
 
 
 async def test_a_failed_record_never_runs_the_handlers_again(harness, monkeypatch) -> None:
-    import bot.app as bot_app
     from models.reminders import WeeklyCheckIn
+    from tests.harness import fail_first_record
 
     bot = harness
     await bot.register(1001, "NL", Role.SECRETARY)
-    real, failures = bot_app.mark_processed, []
-
-    async def flaky(db, update_ids, now):  # type: ignore[no-untyped-def]
-        if not failures:
-            failures.append(list(update_ids))
-            raise OSError("database unreachable for a moment")
-        await real(db, update_ids, now)
-
-    monkeypatch.setattr(bot_app, "mark_processed", flaky)
+    failures = fail_first_record(monkeypatch)
     mark = bot.api.mark()
     update = bot.api.push_text(1001, "/checkin")
     await bot.settle(update)  # recorded by the poller before it confirms the batch
