@@ -407,11 +407,9 @@ async def save(update: Update, context: BotContext) -> int | None:
         await answer(query)
         return await ask_other_date(update, context, refused)
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    if not created:
-        await query.edit_message_text(tr("report.already_saved"))
-    else:
-        saved = tr("report.saved", name=esc(value.full_name), date=tr.date(value.admitted_on), cell=esc(cell.name))
-        await query.edit_message_text(saved + "\n\n" + tr("report.saved_progress_header") + "\n" + "\n".join(lines))
+    # Not created: this very card was saved already (its ✅ delivered again after a crash): the same answer.
+    saved = tr("report.saved", name=esc(admission.full_name), date=tr.date(admission.admitted_on), cell=esc(cell.name))
+    await query.edit_message_text(saved + "\n\n" + tr("report.saved_progress_header") + "\n" + "\n".join(lines))
     await answer(query)  # after the save: a failed answer (too old after a restart) never undoes it
     return END
 

@@ -143,3 +143,32 @@ async def _finish_from_sex(bot) -> None:  # type: ignore[no-untyped-def]
     assert "Lò Thị Hoa" in card and "1998" in card
     await bot.tap(1001, "✅")
     assert [a.full_name for a in await bot.counted_admissions()] == ["Lò Thị Hoa"]
+
+
+async def test_a_save_redelivered_after_its_state_was_lost_answers_saved_and_saves_once(harness) -> None:
+    """Killed after the admission committed but before the step's state and record did: Telegram
+    delivers the ✅ again to a conversation still at the card; it is saved once, and said so plainly."""
+    from sqlalchemy import delete, select
+
+    from models.entities import ProcessedUpdate, StoredState
+
+    bot = harness
+    await bot.register(1001, "NL", Role.SECRETARY)
+    await bot.say(1001, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await bot.tap(1001, "Không")  # the Youth Union question, asked on the card
+    async with bot.sessions() as session:
+        before = [(row.kind, row.key, row.data) for row in await session.scalars(select(StoredState))]
+    message_id, data = bot.api.find_button(1001, "✅")
+    update = bot.api.push_callback(1001, message_id, data)
+    await bot.settle(update)
+    async with bot.sessions.begin() as session:  # what the kill would have left: the card's state, no record
+        await session.execute(delete(StoredState))
+        session.add_all(StoredState(kind=kind, key=key, data=value) for kind, key, value in before)
+        await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.update_id == update["update_id"]))
+    await bot.crash()  # and the restart reads it
+    await bot.start()
+    mark = bot.api.mark()
+    await bot.settle(bot.api.push_update(dict(update)))
+    assert len(await bot.counted_admissions()) == 1
+    edits = [c.params["text"] for c in bot.api.calls[mark:] if c.method == "editMessageText" and c.chat_id == 1001]
+    assert edits and edits[-1].startswith("✅ Đã lưu: đồng chí Lò Thị Hoa")
