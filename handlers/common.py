@@ -21,7 +21,7 @@ from models.people import person_by_telegram_id
 from models.progress import Progress
 from services.telegram import services_of
 
-__all__ = ["answer", "paging_row", "cached_person", "current_person", "DraftConversation", "esc", "forget_old_drafts",
+__all__ = ["answer", "paging_row", "cached_person", "current_person", "DraftConversation", "edit_in_place", "esc", "forget_old_drafts",
            "reply", "today", "translator", "unit_progress_line"]
 
 
@@ -82,6 +82,16 @@ async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool =
         await query.answer(text, show_alert=alert)
     except BadRequest:
         pass
+
+
+async def edit_in_place(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Show `text` in place of the pressed message; the same text again (a second tap, or a tap
+    delivered again after a crash) changes nothing and is no error ("message is not modified")."""
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise
 
 
 async def reply(update: Update, context: BotContext, text: str,

@@ -20,11 +20,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from core.i18n import Translator
-from handlers.common import answer, cached_person, current_person, esc, paging_row, reply, translator
+from handlers.common import answer, cached_person, current_person, edit_in_place, esc, paging_row, reply, translator
 from handlers.context import BotContext, Feature
 from models.entities import AuditChannel, Person, Role, Unit
 from models.invites import IssuedInvite, invite_to, parse_role
@@ -82,15 +81,6 @@ async def send_invite(update: Update, context: BotContext, tr: Translator, issue
     if link:
         await context.bot.send_photo(chat.id, photo=qr_png(link), caption=tr(
             "invites.qr_caption", role=role_name(tr, issued.role), unit=esc(issued.unit.name)))
-
-
-async def edit_in_place(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Show `text` in place of the pressed message (the same view again changes nothing)."""
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as error:
-        if "not modified" not in error.message.lower():
-            raise
 
 
 def short_name(name: str, limit: int = 30) -> str:

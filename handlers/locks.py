@@ -18,7 +18,6 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     BaseHandler,
@@ -30,7 +29,7 @@ from telegram.ext import (
 )
 
 from core.i18n import Translator
-from handlers.common import DraftConversation, answer, current_person, esc, forget_old_drafts, reply, today, translator
+from handlers.common import DraftConversation, answer, current_person, edit_in_place, esc, forget_old_drafts, reply, today, translator
 from handlers.context import BotContext, Feature
 from models.audit import REASON_MAX, REASON_MIN, valid_reason
 from models.entities import AuditChannel, Person, Role, Unit, UnitLock
@@ -62,15 +61,6 @@ def _day(text: str) -> date | None:
 def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(text[:64], callback_data=data) for text, data in row]
                                  for row in rows])
-
-
-async def _show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Put `text` in place of the pressed message (a repeated press with the same outcome changes nothing)."""
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as error:
-        if "not modified" not in error.message.lower():
-            raise
 
 
 async def _sender(session: AsyncSession, update: Update, context: BotContext) -> tuple[Person, Translator, Scope]:
@@ -192,7 +182,7 @@ async def pick_lock_unit(update: Update, context: BotContext) -> None:
     if unit is None or until is None:
         await _refuse(query, tr)
         return
-    await _show(query, *_card_or_refusal(tr, unit, until, current, today(context)))
+    await edit_in_place(query, *_card_or_refusal(tr, unit, until, current, today(context)))
     await answer(query)
 
 
@@ -220,7 +210,7 @@ async def confirm_lock(update: Update, context: BotContext) -> None:
     if text is None:
         await _refuse(query, tr)
         return
-    await _show(query, text)
+    await edit_in_place(query, text)
     await answer(query)
 
 
@@ -232,7 +222,7 @@ async def cancel_lock(update: Update, context: BotContext) -> None:
     if not _carries(query, "lock:set:"):
         await _refuse(query, tr)
         return
-    await _show(query, tr("locks.lock_cancelled"))
+    await edit_in_place(query, tr("locks.lock_cancelled"))
     await answer(query)
 
 
@@ -298,11 +288,11 @@ async def pick_unlock_unit(update: Update, context: BotContext) -> int | None:
         await _refuse(query, tr)
         return None
     if own is None:
-        await _show(query, tr("locks.unlock_already", unit=esc(unit.name)))
+        await edit_in_place(query, tr("locks.unlock_already", unit=esc(unit.name)))
         await answer(query)
         context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
         return END
-    await _show(query, tr("locks.unlock_chosen", unit=esc(unit.name), date=tr.date(own.closed_until)))
+    await edit_in_place(query, tr("locks.unlock_chosen", unit=esc(unit.name), date=tr.date(own.closed_until)))
     await answer(query)
     return await _ask_reason(update, context, tr, unit, own.closed_until)
 
@@ -360,7 +350,7 @@ async def confirm_unlock(update: Update, context: BotContext) -> int | None:
         await _refuse(query, tr)
         return None
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    await _show(query, text)
+    await edit_in_place(query, text)
     await answer(query)
     return END
 
@@ -373,7 +363,7 @@ async def cancel_unlock(update: Update, context: BotContext) -> int | None:
         return None
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     if update.callback_query is not None:
-        await _show(update.callback_query, tr("locks.unlock_cancelled"))
+        await edit_in_place(update.callback_query, tr("locks.unlock_cancelled"))
         await answer(update.callback_query)
     else:
         await reply(update, context, tr("locks.unlock_cancelled"))

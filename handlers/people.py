@@ -25,9 +25,9 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from core.collation import vietnamese_key
 from core.i18n import Translator
 from core.text import SAFE_LIMIT, shorten
-from handlers.common import answer, cached_person, current_person, esc, paging_row, reply, today, translator
+from handlers.common import answer, cached_person, current_person, edit_in_place, esc, paging_row, reply, today, translator
 from handlers.context import BotContext, Feature
-from handlers.invites import edit_in_place, short_name, admin_units, role_name, send_invite
+from handlers.invites import short_name, admin_units, role_name, send_invite
 from handlers.registration import features_of, menu_of, publish_menu
 from models.entities import AuditChannel, Person, Role, Unit
 from models.invites import invite_to

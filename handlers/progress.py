@@ -15,13 +15,12 @@ from datetime import date, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from services.pipeline import progress_lines as pipeline_lines
 from handlers.context import BotContext, Feature
 from core.i18n import Translator
-from handlers.common import answer, cached_person, esc, paging_row, today, translator, unit_progress_line
+from handlers.common import answer, cached_person, edit_in_place, esc, paging_row, today, translator, unit_progress_line
 from handlers.reports import progress_button
 from models.entities import Person, Role, Unit, UnitKind
 from models.people import Scope
@@ -312,11 +311,7 @@ async def drill_down(update: Update, context: BotContext) -> None:
     if view is None:
         await answer(query, tr("progress.out_of_scope"), alert=True)
         return
-    try:
-        await query.edit_message_text(view.text, reply_markup=view.markup)
-    except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
-            raise
+    await edit_in_place(query, view.text, view.markup)
     await answer(query)
 
 

@@ -37,7 +37,7 @@ from handlers.report_questions import (
     ask, close_live, draft_of, invalid, onward, refuse_answer, stale_button, step, text_of, took,
 )
 from handlers.common import (
-    DraftConversation, answer, cached_person, current_person, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
+    DraftConversation, answer, cached_person, current_person, edit_in_place, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
 )
 from handlers.candidates import DECISION_PREFIX, prefill_report
 from models.admissions import NotAllowed, record_admission, saved_report
@@ -409,7 +409,7 @@ async def save(update: Update, context: BotContext) -> int | None:
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     # Not created: this very card was saved already (its ✅ delivered again after a crash): the same answer.
     saved = tr("report.saved", name=esc(admission.full_name), date=tr.date(admission.admitted_on), cell=esc(cell.name))
-    await query.edit_message_text(saved + "\n\n" + tr("report.saved_progress_header") + "\n" + "\n".join(lines))
+    await edit_in_place(query, saved + "\n\n" + tr("report.saved_progress_header") + "\n" + "\n".join(lines))
     await answer(query)  # after the save: a failed answer (too old after a restart) never undoes it
     return END
 

@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from core.i18n import Translator
-from handlers.common import answer, cached_person, esc, paging_row, reply, translator
+from handlers.common import answer, cached_person, edit_in_place, esc, paging_row, reply, translator
 from handlers.context import BotContext, Feature
 from handlers.report_card import KEY_OF, shown
 from models.admissions import SUBJECT
@@ -102,16 +101,6 @@ async def card_view(session: AsyncSession, tr: Translator, admission: Admission,
     return text, InlineKeyboardMarkup(rows)
 
 
-async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Show `text` in place of the tapped message (unchanged is fine)."""
-    assert update.callback_query is not None
-    try:
-        await update.callback_query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as error:
-        if "not modified" not in error.message.lower():
-            raise
-
-
 def _line_label(tr: Translator, admission: Admission, unit: Unit) -> str:
     name = admission.full_name if len(admission.full_name) <= 28 else admission.full_name[:27] + "…"
     cell = unit.name if len(unit.name) <= 24 else unit.name[:23] + "…"
@@ -169,7 +158,7 @@ async def show_page(update: Update, context: BotContext) -> None:
     if unit_id:  # from /progress: a new message, the progress view stays
         await reply(update, context, *view)
     else:
-        await _edit(update, *view)
+        await edit_in_place(update.callback_query, *view)
     await answer(query)
 
 
@@ -184,7 +173,7 @@ async def show_card(update: Update, context: BotContext) -> None:
     if found is None:
         await answer(query, tr("reports.not_allowed"), alert=True)
         return
-    await _edit(update, *view)
+    await edit_in_place(update.callback_query, *view)
     await answer(query)
 
 
@@ -200,7 +189,7 @@ async def show_fields(update: Update, context: BotContext) -> None:
     labels = [button(tr(f"report.field_{field}"), f"rep:f:{admission_id}:{field}") for field in FIELDS]
     rows = [labels[i:i + 2] for i in range(0, len(labels), 2)] + [[button(tr("report.button_back"),
                                                                           f"rep:c:{admission_id}")]]
-    await _edit(update, tr("reports.ask_field", name=esc(found[0].full_name)), InlineKeyboardMarkup(rows))
+    await edit_in_place(update.callback_query, tr("reports.ask_field", name=esc(found[0].full_name)), InlineKeyboardMarkup(rows))
     await answer(query)
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from handlers.context import BotContext, Feature
-from handlers.common import answer, current_person, esc, reply, translator
+from handlers.common import answer, current_person, edit_in_place, esc, reply, translator
 from models.admissions import UndoOutcome, latest_report, withdraw_report
 from models.entities import Admission, Role
 from models.locks import closed_for
@@ -22,15 +21,6 @@ from models.units import unit_by_id
 from models.updates import mark_processed
 
 WITHDRAW, KEEP = r"^undo:withdraw:\d{1,18}$", r"^undo:keep:\d{1,18}$"
-
-
-async def _show(query: CallbackQuery, text: str) -> None:
-    """Put the outcome in place of the question (a second tap with the same outcome changes nothing)."""
-    try:
-        await query.edit_message_text(text)
-    except BadRequest as error:
-        if "not modified" not in error.message.lower():
-            raise
 
 
 async def undo(update: Update, context: BotContext) -> None:
@@ -80,7 +70,7 @@ async def withdraw(update: Update, context: BotContext) -> None:
         text = tr("reports.refused.closed", date=tr.date(closed.until), unit=esc(closed.locked_unit.name))
     else:
         text = tr(f"undo.{outcome.value}", name=esc(name), cell=esc(cell.name if cell else ""), hours=hours)
-    await _show(query, text)
+    await edit_in_place(query, text)
     await answer(query)
 
 
@@ -95,7 +85,7 @@ async def keep(update: Update, context: BotContext) -> None:
         admission = await session.get(Admission, int(query.data.rsplit(":", 1)[1]))
         own = admission is not None and admission.reported_by_id == person.id
         name = admission.full_name if admission is not None and own else ""
-    await _show(query, tr("undo.kept", name=esc(name)) if own else tr("undo.not_allowed"))
+    await edit_in_place(query, tr("undo.kept", name=esc(name)) if own else tr("undo.not_allowed"))
     await answer(query)
 
 
