@@ -215,10 +215,15 @@ def _texts(server, users: list[int], text: str, count: int) -> float:  # type: i
     return count / (time.perf_counter() - started)
 
 
+def _report_name(number: int) -> str:
+    """Return the name reported in conversation `number` (40 different names, then again)."""
+    return f"{FAMILY[number % len(FAMILY)]} Thị {GIVEN[number // len(FAMILY) % len(GIVEN)]}"
+
+
 def _report(server, user: int, number: int) -> int:  # type: ignore[no-untyped-def]
     """Fill in and save one report as a secretary would; return the updates it took."""
     state = server.state
-    name = f"{FAMILY[number % len(FAMILY)]} Thị {GIVEN[number // len(FAMILY) % len(GIVEN)]}"
+    name = _report_name(number)
 
     def wait(mark: int, fragment: str) -> None:
         state.wait_for(lambda: any(c.chat_id == user and c.ok and c.method in ("sendMessage", "editMessageText")

@@ -174,6 +174,11 @@ def test_the_standby_finishes_the_run_of_a_leader_killed_half_way(tmp_path: Path
         server.stop()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a peer hanging up mid-request (a process killed -9, a retry given up) is what these tests do
+
+
 class RoundRobinProxy:
     """A reverse proxy as nginx with two upstreams would be: each POST goes to the next process in turn."""
 
@@ -204,7 +209,7 @@ class RoundRobinProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
