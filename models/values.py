@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date
 
 from models.entities import Sex
 
