@@ -7,8 +7,9 @@ question before answering, through a round-robin proxy in front of both processe
 killer thread sends SIGKILL to a random process every 0,5–3 s and starts it again 0,2–1,5 s
 later; the fake Bot API delivers again whatever was not answered 2xx, as Telegram does. Then it
 counts, from the database and the fake: reports saved against reports finished, duplicates,
-missing, and steps left without an answer for 120 s. Zero is the only good number for the last
-three, and for unhandled errors (tracebacks) in the bots' log; the exit status is 1 otherwise. `--no-kill` runs the same without the killer (a baseline).
+missing, steps left without an answer for 120 s and unhandled errors (tracebacks) in the bots'
+log. Zero is the only good number for all but the first two; the exit status is 1 otherwise.
+`--no-kill` runs the same without the killer (a baseline).
 The database is the benchmark's own: its tables are re-created.
 """
 

@@ -361,14 +361,14 @@ def run(url: str, updates: int, reports: int, rounds: int) -> None:
         echo_bot, bots = processes[3], processes[4:]
 
         def measure(key: str, answering: list[subprocess.Popen[bytes]], run_it: Callable[[], float]) -> None:
-            """Run one measurement; keep its updates/s, the answering processes' CPU per update and the machine's load."""
+            """Run one measurement; keep its updates/s, the answering processes' CPU per update, the machine's load."""
+            mine = [process.pid for process in answering]
             everything = [os.getpid(), *(process.pid for process in processes), *_postgres_pids()]
-            answering_before, all_before, started = _cpu_seconds(p.pid for p in answering), _cpu_seconds(everything), \
-                time.perf_counter()
+            mine_before, all_before, started = _cpu_seconds(mine), _cpu_seconds(everything), time.perf_counter()
             rate = run_it()
             wall = time.perf_counter() - started
             figures.setdefault(key, []).append(rate)
-            cpu.setdefault(key, []).append(1000 * (_cpu_seconds(p.pid for p in answering) - answering_before) / (rate * wall))
+            cpu.setdefault(key, []).append(1000 * (_cpu_seconds(mine) - mine_before) / (rate * wall))
             busy.setdefault(key, []).append(100 * (_cpu_seconds(everything) - all_before) / (wall * (os.cpu_count() or 1)))
 
         for round_number in range(1, rounds + 1):

@@ -113,9 +113,16 @@ class AdmissionsApplication(ChatApplication):
         if chat_id is None:  # nothing the bot handles comes without a chat; kept for completeness
             await self._process_once(update, None)
             return
+        async with self._turn_of(chat_id) as shared:
+            await self._process_once(update, shared)
+
+    @contextlib.asynccontextmanager
+    async def _turn_of(self, chat_id: int) -> AsyncIterator[AsyncConnection | None]:
+        """Hold this chat's turn: in this process, among the updates at once, and across processes
+        (PostgreSQL: yield the chat lock's connection; None on SQLite)."""
         async with self._turns.turn(chat_id), self._updates_at_once:
             async with self.services.db.serialised(chat_id) as shared:
-                await self._process_once(update, shared)
+                yield shared
 
     async def in_turn(self, update: Update, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` (a conversation's timeout) in the chat's turn; on PostgreSQL with the sender's
@@ -124,14 +131,13 @@ class AdmissionsApplication(ChatApplication):
         if chat_id is None:
             await super().in_turn(update, work)
             return
-        async with self._turns.turn(chat_id), self._updates_at_once:
-            async with self.services.db.serialised(chat_id) as shared:
-                if shared is None:
-                    await super().in_turn(update, work)
-                    return
-                await self._read_fresh_state(update, shared)
-                async with self._writing_state_on(shared):
-                    await super().in_turn(update, work)
+        async with self._turn_of(chat_id) as shared:
+            if shared is None:
+                await super().in_turn(update, work)
+                return
+            await self._read_fresh_state(update, shared)
+            async with self._writing_state_on(shared):
+                await super().in_turn(update, work)
 
     async def _process_once(self, update: Update, shared: AsyncConnection | None) -> None:
         """Skip a repeat, else handle it and flush; `shared`: the chat lock's connection (PostgreSQL)."""

@@ -21,11 +21,10 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Delete, Insert, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
-from models.db import Database
+from models.db import Database, insert_for
 from models.entities import StoredState
 
 ConversationKey = tuple[int | str, ...]
@@ -40,8 +39,7 @@ Written = list[tuple[str, str, str | None]]  # (kind, key, data or None for dele
 @functools.cache
 def _upsert(dialect: str) -> Insert:
     """Return the statement that stores `data` under (kind, key), inserted or replaced (built once: it is hot)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(StoredState)
+    statement = insert_for(dialect)(StoredState)
     return statement.on_conflict_do_update(index_elements=[StoredState.kind, StoredState.key],
                                            set_={"data": statement.excluded.data})
 
@@ -72,7 +70,7 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
 
     @contextlib.asynccontextmanager
     async def writing_on(self, connection: AsyncConnection) -> AsyncIterator[Written]:
-        """Write on `connection` for the block (it commits them, or `rewrite` them if it cannot); yield what was written."""
+        """Write on `connection` for the block; yield what was written (to `rewrite` if it is rolled back)."""
         written: Written = []
         token = self._bound.set((connection, written))
         try:
@@ -83,12 +81,24 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
     async def rewrite(self, written: Written) -> None:
         """Write again, each in its own transaction, what a connection rolled back instead of committing."""
         for kind, key, data in written:
+            await self._write(kind, key, data, bound=None)
+
+    async def _write(self, kind: str, key: str, data: str | None,
+                     bound: tuple[AsyncConnection, Written] | None) -> None:
+        """Store `data` under (kind, key), or delete the row for None: on the bound connection, else in a transaction."""
+        statement = _delete(kind, key) if data is None else _upsert(self.db.dialect)
+        values = None if data is None else {"kind": kind, "key": key, "data": data}
+        if bound is None:
+            async with self.db.writing() as session:
+                await session.execute(statement, values)
+        else:
+            connection, written = bound
+            await connection.execute(statement, values)
+            written.append((kind, key, data))
+        if data is None:
             self._stored.pop((kind, key), None)
-            if data is None:
-                async with self.db.writing() as session:
-                    await session.execute(_delete(kind, key))
-            else:
-                await self._save(kind, key, data, encoded=True)
+        else:
+            self._stored[(kind, key)] = data
 
     async def _load(self, kind: str) -> dict[str, Any]:
         async with self.db.reading() as session:
@@ -96,32 +106,14 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         self._stored.update({(kind, row.key): row.data for row in rows})
         return {row.key: json.loads(row.data) for row in rows}
 
-    async def _save(self, kind: str, key: str, value: Any, *, encoded: bool = False) -> None:
-        data = value if encoded else json.dumps(value, ensure_ascii=False, sort_keys=True)
-        if self._stored.get((kind, key)) == data:
-            return
-        bound = self._bound.get()
-        if bound is None:
-            async with self.db.writing() as session:
-                await session.execute(_upsert(self.db.dialect), {"kind": kind, "key": key, "data": data})
-        else:
-            connection, written = bound
-            await connection.execute(_upsert(connection.dialect.name), {"kind": kind, "key": key, "data": data})
-            written.append((kind, key, data))
-        self._stored[(kind, key)] = data
+    async def _save(self, kind: str, key: str, value: Any) -> None:
+        data = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if self._stored.get((kind, key)) != data:
+            await self._write(kind, key, data, self._bound.get())
 
     async def _drop(self, kind: str, key: str) -> None:
-        if (kind, key) not in self._stored:
-            return  # loaded at start and never written since: nothing to delete
-        bound = self._bound.get()
-        if bound is None:
-            async with self.db.writing() as session:
-                await session.execute(_delete(kind, key))
-        else:
-            connection, written = bound
-            await connection.execute(_delete(kind, key))
-            written.append((kind, key, None))
-        self._stored.pop((kind, key), None)
+        if (kind, key) in self._stored:  # else loaded at start and never written since: nothing to delete
+            await self._write(kind, key, None, self._bound.get())
 
     async def fresh(self, user_id: int, conversations: dict[str, ConversationKey],
                     connection: AsyncConnection | None = None

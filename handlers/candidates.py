@@ -742,7 +742,6 @@ async def use_buttons(update: Update, context: BotContext) -> None:
     await reply(update, context, translator(context, update)("report.invalid.use_buttons"))
 
 
-
 # /admissions: the dates after the decision ---------------------------------------------------------
 
 

@@ -330,7 +330,6 @@ async def use_buttons(update: Update, context: BotContext) -> int | None:
     return None
 
 
-
 def build_handlers() -> list[BaseHandler]:
     """Return the correction conversation."""
     text = filters.TEXT & ~filters.COMMAND

@@ -29,7 +29,9 @@ from telegram.ext import (
 )
 
 from core.i18n import Translator
-from handlers.common import DraftConversation, answer, current_person, edit_in_place, esc, forget_old_drafts, reply, today, translator
+from handlers.common import (
+    DraftConversation, answer, current_person, edit_in_place, esc, forget_old_drafts, reply, today, translator,
+)
 from handlers.context import BotContext, Feature
 from models.audit import REASON_MAX, REASON_MIN, valid_reason
 from models.entities import AuditChannel, Person, Role, Unit, UnitLock
@@ -368,7 +370,6 @@ async def cancel_unlock(update: Update, context: BotContext) -> int | None:
     else:
         await reply(update, context, tr("locks.unlock_cancelled"))
     return END
-
 
 
 async def forget_abandoned_unlocks(application: Application) -> None:  # type: ignore[type-arg]

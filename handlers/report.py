@@ -37,7 +37,8 @@ from handlers.report_questions import (
     ask, close_live, draft_of, invalid, onward, refuse_answer, stale_button, step, text_of, took,
 )
 from handlers.common import (
-    DraftConversation, answer, cached_person, current_person, edit_in_place, esc, forget_old_drafts, reply, today, translator, unit_progress_line,
+    DraftConversation, answer, cached_person, current_person, edit_in_place, esc, forget_old_drafts, reply, today,
+    translator, unit_progress_line,
 )
 from handlers.candidates import DECISION_PREFIX, prefill_report
 from models.admissions import NotAllowed, record_admission, saved_report
@@ -384,7 +385,7 @@ async def save(update: Update, context: BotContext) -> int | None:
                 # A lock set since the date was given refuses it here, in the saving transaction.
                 refused = await closed_refusal(session, tr, cell, value.admitted_on, Scope(person), hold=True)
             if refused is None:
-                admission, created = await record_admission(session, value, person, now, draft["ref"])
+                admission, _ = await record_admission(session, value, person, now, draft["ref"])
                 if draft.get("candidate_id"):  # started from a candidate's card: linked once, with the admission
                     await link_candidate(session, int(draft["candidate_id"]), admission, person, now)
                 cell = await unit_by_id(session, admission.unit_id)
@@ -449,11 +450,9 @@ async def cancel(update: Update, context: BotContext) -> int | None:
     return END
 
 
-
 async def nothing_to_cancel(update: Update, context: BotContext) -> None:
     """Answer /cancel outside any conversation."""
     await reply(update, context, translator(context, update)("report.nothing_to_cancel"))
-
 
 
 async def forget_abandoned_drafts(application: Application) -> None:  # type: ignore[type-arg]

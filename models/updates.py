@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Insert, bindparam, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from models.db import insert_for
 from models.entities import ProcessedUpdate
 
 
@@ -24,8 +24,7 @@ async def was_processed(session: AsyncSession | AsyncConnection, update_id: int)
 @functools.cache
 def _insert_once(dialect: str) -> Insert:
     """Return an INSERT of a processed update that does nothing when the id is already there."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+    return insert_for(dialect)(ProcessedUpdate).on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
 
 
 async def highest_processed(session: AsyncSession) -> int | None:
