@@ -69,8 +69,11 @@ def serve(config_path: Path) -> None:
 
 
 def echo(base_url: str, port: int, hook_url: str) -> None:
-    """Run a bare PTB echo bot on PTB's own webhook server until SIGTERM."""
+    """Run a bare PTB echo bot on PTB's own webhook server until SIGTERM, handling as many updates at
+    once as the bot does (else its burst measures the Bot API's answer time, one reply after another)."""
     from telegram.ext import ApplicationBuilder, MessageHandler, filters
+
+    from bot.app import AdmissionsApplication
 
     async def reply(update, context) -> None:  # type: ignore[no-untyped-def]
         await update.message.reply_text(update.message.text)
@@ -78,7 +81,8 @@ def echo(base_url: str, port: int, hook_url: str) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        application = ApplicationBuilder().token(TOKEN).base_url(base_url).build()
+        application = (ApplicationBuilder().token(TOKEN).base_url(base_url)
+                       .concurrent_updates(AdmissionsApplication.UPDATES_AT_ONCE).build())
         application.add_handler(MessageHandler(filters.TEXT, reply))
         async with application:
             await application.updater.start_webhook(listen="127.0.0.1", port=port, url_path="hook",

@@ -1505,6 +1505,7 @@ class _HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 511  # socketserver's 5 drops a burst's new connections (1 s SYN retries)
 
     def __init__(self, address: tuple[str, int], state: BotApiState) -> None:
         """Bind to address, serving state."""

@@ -175,6 +175,8 @@ def test_the_standby_finishes_the_run_of_a_leader_killed_half_way(tmp_path: Path
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 511  # nginx's listen backlog (socketserver's 5 drops a burst's connections: 1 s SYN retries)
+
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a peer hanging up mid-request (a process killed -9, a retry given up) is what these tests do
 
