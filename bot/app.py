@@ -30,7 +30,7 @@ from handlers.context import BotContext, ChatApplication, Feature
 from models.people import registered_people
 from models.updates import forget_processed_before, highest_processed, mark_processed, was_processed
 from services.runtime import Services, Sleep
-from services.telegram import ReplyRetry, services_of
+from services.telegram import AiohttpRequest, ReplyRetry, services_of
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +309,8 @@ def build_application(config: Config, *, clock: Clock | None = None, sleep: Slee
         .application_class(AdmissionsApplication, kwargs={"services": services, "features": FEATURES})
         .token(config.telegram.token)
         .base_url(config.telegram.base_url)
+        .request(AiohttpRequest())
+        .get_updates_request(AiohttpRequest(pool_size=1))
         .base_file_url(config.telegram.base_file_url or config.telegram.base_url.replace("/bot", "/file/bot"))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.bot.tz,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))

@@ -6,6 +6,8 @@
 - `ReplyRetry` is the Bot's rate limiter: PTB's AIORateLimiter (which waits out 429s) plus retries
   with backoff of 5xx and timeouts for every call but broadcasts and getUpdates — replies to a
   person's own action are promised at least once (see services.delivery).
+- `AiohttpRequest` carries the Bot's HTTP requests (PTB's BaseRequest over aiohttp): a third of the
+  CPU of PTB's default httpx per call, which is most of what a webhook process spends.
 - `JobQueueJobs` keeps one named job per weekly run in PTB's JobQueue (APScheduler underneath).
 - `ServicesApplication` is the PTB Application carrying the `Services`; handlers reach them as
   `context.services`.
@@ -19,10 +21,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, CallbackContext, ExtBot, JobQueue
+from telegram.request import BaseRequest, RequestData
 
 from services.delivery import Attempt, Button, Message, Outcome
 from services.runtime import Services
@@ -58,12 +61,82 @@ def retry_seconds(error: RetryAfter) -> float:
 
 def never_sent(error: NetworkError) -> bool:
     """Tell whether a failed request provably never reached Telegram (no connection, or an error answer)."""
-    if isinstance(error, TimedOut):
-        return isinstance(error.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout))
     cause = error.__cause__
-    if isinstance(cause, httpx.HTTPError):
-        return isinstance(cause, httpx.ConnectError)
-    return True  # Telegram answered with an error status (5xx): it did not take the message
+    if isinstance(cause, (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError)):
+        return True  # no connection from the pool in time, or none could be opened: nothing was sent
+    # Sent, or perhaps sent, with no answer (read timeout, connection lost); else Telegram answered
+    # with an error status (5xx): it did not take the message.
+    return not isinstance(error, TimedOut) and not isinstance(cause, aiohttp.ClientError)
+
+
+class AiohttpRequest(BaseRequest):
+    """PTB's BaseRequest over aiohttp, with HTTPXRequest's timeouts; `never_sent` reads its errors.
+
+    Timeouts (seconds, PTB's names and defaults): `pool_timeout` to get a connection (waiting for a
+    free one, or opening one), `connect_timeout` to open it, `read_timeout` between two reads of the
+    answer, and `write_timeout` (`media_write_timeout` with files) bounding, with the others, the
+    whole request. The session is opened by `initialize` (in the running loop) and closed by
+    `shutdown`, as PTB calls them.
+    """
+
+    def __init__(self, pool_size: int = 256, *, connect_timeout: float = 5.0, read_timeout: float = 5.0,
+                 write_timeout: float = 5.0, pool_timeout: float = 1.0, media_write_timeout: float = 20.0) -> None:
+        self.pool_size = pool_size
+        self.timeouts = {"connect": connect_timeout, "read": read_timeout, "write": write_timeout,
+                         "pool": pool_timeout, "media_write": media_write_timeout}
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float:
+        """Return the default read timeout (PTB adds getUpdates' long-poll time to it)."""
+        return self.timeouts["read"]
+
+    async def initialize(self) -> None:
+        """Open the session (again after a shutdown)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.pool_size))
+
+    async def shutdown(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: Any = BaseRequest.DEFAULT_NONE, write_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         pool_timeout: Any = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
+        """Send one request; return Telegram's status and body (TimedOut or NetworkError, with the cause, else)."""
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized")
+        files = request_data.multipart_data if request_data else {}
+        given = {"read": read_timeout, "write": write_timeout, "connect": connect_timeout, "pool": pool_timeout}
+        limit = {name: self.timeouts[name] if value is BaseRequest.DEFAULT_NONE else value
+                 for name, value in given.items()}
+        if files and write_timeout is BaseRequest.DEFAULT_NONE:
+            limit["write"] = self.timeouts["media_write"]
+        bounds = [limit[name] for name in ("pool", "connect", "write", "read")]
+        timeout = aiohttp.ClientTimeout(total=None if None in bounds else sum(bounds), connect=limit["pool"],
+                                        sock_connect=limit["connect"], sock_read=limit["read"])
+        try:
+            async with self._session.request(method, url, data=_body(request_data, files), timeout=timeout,
+                                             headers={"User-Agent": self.USER_AGENT}) as answer:
+                return answer.status, await answer.read()
+        except TimeoutError as error:  # aiohttp's timeouts are TimeoutErrors too (sent or not: never_sent)
+            raise TimedOut from error
+        except aiohttp.ClientError as error:
+            raise NetworkError(f"aiohttp.{type(error).__name__}") from error
+
+
+def _body(request_data: RequestData | None, files: dict[str, Any]) -> aiohttp.FormData | dict[str, str] | None:
+    """Return a request's parameters as a form (urlencoded; multipart with its files), as PTB sends them."""
+    if request_data is None:
+        return None
+    if not files:
+        return request_data.json_parameters
+    form = aiohttp.FormData(request_data.json_parameters)
+    for name, (filename, content, mimetype) in files.items():
+        form.add_field(name, content, filename=filename, content_type=mimetype)
+    return form
 
 
 def markup_of(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
