@@ -144,10 +144,9 @@ class AdmissionsApplication(ChatApplication):
         if shared is not None:
             # Another process may have handled this very update (a re-delivery) or this person's
             # previous one: ask the database, under the chat's lock, and read their state afresh.
-            if await was_processed(shared, update.update_id):
+            if await self._read_fresh_state(update, shared, update.update_id):
                 logger.info("Skipping repeated update %s", update.update_id)
                 return
-            await self._read_fresh_state(update, shared)
             await super().process_update(update)
             written: list[tuple[str, str, str | None]] = []
             try:
@@ -182,15 +181,16 @@ class AdmissionsApplication(ChatApplication):
             except Exception:  # noqa: BLE001 - handled already: never run the handlers again for this
                 logger.exception("Could not record processed updates yet; retried before confirming them")
 
-    async def _read_fresh_state(self, update: Update, connection: AsyncConnection) -> None:
-        """Replace this process's copy of the sender's user_data and conversation states by the database's."""
+    async def _read_fresh_state(self, update: Update, connection: AsyncConnection, update_id: int | None = None) -> bool:
+        """Replace this process's copy of the sender's user_data and conversation states by the database's;
+        return whether update `update_id` was handled already (asked in the same round trip)."""
         user = update.effective_user
         if user is None or not isinstance(self.persistence, DatabasePersistence):
-            return
+            return update_id is not None and await was_processed(connection, update_id)
         keys = {name: key for name, key in ((name, _conversation_key(handler, update))
                                             for name, handler in self._persistent_conversations())
                 if key is not None}
-        user_data, states = await self.persistence.fresh(user.id, keys, connection)
+        user_data, states, seen = await self.persistence.fresh(user.id, keys, connection, update_id)
         # PTB keeps both in private dicts; writing them untracked means "this is what is stored".
         if user_data is None:
             self._user_data.pop(user.id, None)
@@ -202,6 +202,7 @@ class AdmissionsApplication(ChatApplication):
                 conversations.data.pop(keys[name], None)
             else:
                 conversations.update_no_track({keys[name]: state})
+        return seen
 
     def _writing_state_on(self, connection: AsyncConnection) -> contextlib.AbstractAsyncContextManager[Any]:
         """Make the persistence write on `connection` for the block (a no-op for another persistence)."""

@@ -2,8 +2,8 @@
 
 Only user data and conversation states are stored (as JSON in `stored_state`); bot data holds
 live objects (engine, config) and is never persisted. Each write is one upsert (or delete) in a
-transaction of its own, or, on PostgreSQL, on the chat lock's connection (`writing_on`), so the
-state commits together with the update's processed-record; the application flushes after each
+transaction of its own, or, on PostgreSQL, on the chat lock's connection (`writing_on`: one upsert
+for all the update's rows), so the state commits together with the update's processed-record; the application flushes after each
 update (see bot.app.AdmissionsApplication).
 
 The database is the one truth when several processes share it (PostgreSQL): before each update
@@ -18,14 +18,14 @@ import functools
 import json
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Delete, Insert, bindparam, delete, select
+from sqlalchemy import Delete, Insert, bindparam, delete, literal, null, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
 from models.db import Database, insert_for
-from models.entities import StoredState
+from models.entities import ProcessedUpdate, StoredState
 
 ConversationKey = tuple[int | str, ...]
 ConversationDict = dict[ConversationKey, object]
@@ -37,16 +37,33 @@ Written = list[tuple[str, str, str | None]]  # (kind, key, data or None for dele
 
 
 @functools.cache
-def _upsert(dialect: str) -> Insert:
-    """Return the statement that stores `data` under (kind, key), inserted or replaced (built once: it is hot)."""
+def _upsert(dialect: str, rows: int | None = None) -> Insert:
+    """Return the statement that stores rows under (kind, key), inserted or replaced (built once: it is
+    hot): one row whose kind, key and data are given at execution, or `rows` rows (:kind0, :key0, :data0, …)."""
     statement = insert_for(dialect)(StoredState)
+    if rows is not None:
+        columns = (StoredState.kind, StoredState.key, StoredState.data)  # typed: `data` is sealed on its way in
+        statement = statement.values(
+            [{column.key: bindparam(f"{column.key}{i}", type_=column.type) for column in columns} for i in range(rows)])
     return statement.on_conflict_do_update(index_elements=[StoredState.kind, StoredState.key],
                                            set_={"data": statement.excluded.data})
 
 
-# One person's rows: kinds × keys (a little more than wanted; the rest is dropped), built once: it runs every update.
+_SEEN = "processed_update"  # the kind of the row `fresh` adds when the update was handled before
+
+# One person's rows: kinds × keys (a little more than wanted; the rest is dropped), built once: it runs
+# every update; and, in the same round trip, a row of kind _SEEN when :update_id was recorded as handled.
 _FRESH = select(StoredState.kind, StoredState.key, StoredState.data).where(
-    StoredState.kind.in_(bindparam("kinds", expanding=True)), StoredState.key.in_(bindparam("keys", expanding=True)))
+    StoredState.kind.in_(bindparam("kinds", expanding=True)), StoredState.key.in_(bindparam("keys", expanding=True))
+).union_all(select(literal(_SEEN), literal(""), null()).where(ProcessedUpdate.update_id == bindparam("update_id")))
+
+
+class Fresh(NamedTuple):
+    """One person's state as the database holds it now (DatabasePersistence.fresh)."""
+
+    user_data: dict[str, Any] | None
+    states: dict[str, object | None]  # conversation name: state, or None
+    seen: bool  # the update asked about was recorded as handled already
 
 
 def _delete(kind: str, key: str) -> Delete:
@@ -70,13 +87,26 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
 
     @contextlib.asynccontextmanager
     async def writing_on(self, connection: AsyncConnection) -> AsyncIterator[Written]:
-        """Write on `connection` for the block; yield what was written (to `rewrite` if it is rolled back)."""
+        """Write on `connection` what the block stores, in one statement at its end; yield what is written
+        (to `rewrite` if the connection's transaction is rolled back instead of committing)."""
         written: Written = []
         token = self._bound.set((connection, written))
         try:
             yield written
         finally:
             self._bound.reset(token)
+        await self._write_all(connection, written)
+
+    async def _write_all(self, connection: AsyncConnection, written: Written) -> None:
+        """Execute the writes gathered on a bound connection: the stored rows in one upsert, deletions after."""
+        last = {(kind, key): data for kind, key, data in written}  # a row written twice: its last value
+        stored = [(kind, key, data) for (kind, key), data in last.items() if data is not None]
+        if stored:
+            values = {f"{name}{i}": value for i, row in enumerate(stored) for name, value in zip(("kind", "key", "data"), row)}
+            await connection.execute(_upsert(self.db.dialect, len(stored)), values)
+        for (kind, key), data in last.items():
+            if data is None:
+                await connection.execute(_delete(kind, key))
 
     async def rewrite(self, written: Written) -> None:
         """Write again, each in its own transaction, what a connection rolled back instead of committing."""
@@ -85,16 +115,16 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
 
     async def _write(self, kind: str, key: str, data: str | None,
                      bound: tuple[AsyncConnection, Written] | None) -> None:
-        """Store `data` under (kind, key), or delete the row for None: on the bound connection, else in a transaction."""
-        statement = _delete(kind, key) if data is None else _upsert(self.db.dialect)
-        values = None if data is None else {"kind": kind, "key": key, "data": data}
+        """Store `data` under (kind, key), or delete the row for None: in a transaction of its own, or
+        with the bound connection's other writes (`writing_on`)."""
         if bound is None:
             async with self.db.writing() as session:
-                await session.execute(statement, values)
+                if data is None:
+                    await session.execute(_delete(kind, key))
+                else:
+                    await session.execute(_upsert(self.db.dialect), {"kind": kind, "key": key, "data": data})
         else:
-            connection, written = bound
-            await connection.execute(statement, values)
-            written.append((kind, key, data))
+            bound[1].append((kind, key, data))
         if data is None:
             self._stored.pop((kind, key), None)
         else:
@@ -115,25 +145,22 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         if (kind, key) in self._stored:  # else loaded at start and never written since: nothing to delete
             await self._write(kind, key, None, self._bound.get())
 
-    async def fresh(self, user_id: int, conversations: dict[str, ConversationKey],
-                    connection: AsyncConnection | None = None
-                    ) -> tuple[dict[str, Any] | None, dict[str, object | None]]:
-        """Read one person's user_data and conversation states as the database holds them now.
+    async def fresh(self, user_id: int, conversations: dict[str, ConversationKey], connection: AsyncConnection,
+                    update_id: int | None = None) -> Fresh:
+        """Read one person's user_data and conversation states as the database holds them now, on
+        `connection` (the chat lock's), and whether update `update_id` was handled already.
 
-        Another process sharing the database may have moved them since this one last looked
-        (bot.app reads them under the chat's lock before each update). Returns (user_data or None,
-        {conversation name: state or None}); what is read becomes what this process knows is stored,
-        so an unchanged value is not written back and an ended conversation is deleted.
-        `connection`: read on it (the chat lock's), rather than in a session of its own.
+        Another process sharing the database may have moved them since this one last looked, or
+        handled this very update (bot.app asks under the chat's lock before each update, in one
+        round trip). What is read becomes what this process knows is stored, so an unchanged value
+        is not written back and an ended conversation is deleted.
         """
         wanted = {(USER_DATA, str(user_id)): None}
         wanted.update({(f"{CONVERSATION}:{name}", json.dumps(list(key))): name for name, key in conversations.items()})
-        values = {"kinds": sorted({kind for kind, _ in wanted}), "keys": sorted({key for _, key in wanted})}
-        if connection is None:
-            async with self.db.reading() as session:
-                found = (await session.execute(_FRESH, values)).all()
-        else:
-            found = (await connection.execute(_FRESH, values)).all()
+        values = {"kinds": sorted({kind for kind, _ in wanted}), "keys": sorted({key for _, key in wanted}),
+                  "update_id": update_id}
+        found = (await connection.execute(_FRESH, values)).all()
+        seen = any(kind == _SEEN for kind, _, _ in found)
         rows = {(kind, key): data for kind, key, data in found if (kind, key) in wanted}
         user_data: dict[str, Any] | None = None
         states: dict[str, object | None] = {}
@@ -148,7 +175,7 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
                 user_data = value
             else:
                 states[name] = value
-        return user_data, states
+        return Fresh(user_data, states, seen)
 
     async def get_user_data(self) -> dict[int, dict[str, Any]]:
         """Return every stored user_data dict."""
