@@ -7,7 +7,9 @@ crash (kill -9) at any point before the answer makes Telegram deliver the update
 record makes the repeat harmless — the same promise as bot.polling.
 
     POST <path of [webhook] url>   an Update as JSON, with X-Telegram-Bot-Api-Secret-Token
-        200  handled (or a repeat, skipped)        401  no or wrong secret token: not processed
+        200  handled (or a repeat, skipped); the body may carry the button's answer (a Bot API
+             call as JSON, services.telegram.WebhookReply)
+                                                   401  no or wrong secret token: not processed
         400  the body is not an Update             503  stopping, or the database failed: retried
     GET /healthz   200 {"db": "ok", "scheduler": "leader"|"standby"}; 503 with "db": "error"
 
@@ -34,7 +36,7 @@ from tornado.web import RequestHandler
 
 from core.config import WebhookSettings
 from services.leadership import SchedulerRole
-from services.telegram import services_of
+from services.telegram import answering_in_webhook, services_of
 
 logger = logging.getLogger(__name__)
 
@@ -92,21 +94,22 @@ class WebhookServer:
         """Wait until the listener stops (like bot.polling.Poller.wait)."""
         await self._ended.wait()
 
-    async def handle(self, body: bytes) -> int:
-        """Handle one delivered body; return the HTTP status to answer."""
+    async def handle(self, body: bytes) -> tuple[int, bytes | None]:
+        """Handle one delivered body; return the HTTP status to answer, and the answer's body if any."""
         if self.stopping:
-            return 503
+            return 503, None
         update = self._parse(body)
         if update is None:
-            return 400
+            return 400, None
         self.in_flight += 1
         self._idle.clear()
         try:
-            await self.application.process_update(update)
-            return 200
+            with answering_in_webhook() as reply:
+                await self.application.process_update(update)
+            return 200, reply.body()
         except Exception:  # noqa: BLE001 - e.g. the database is unreachable: not handled, so not confirmed
             logger.exception("Could not process update %s; Telegram will deliver it again", update.update_id)
-            return 503
+            return 503, None
         finally:
             self.in_flight -= 1
             if not self.in_flight:
@@ -150,7 +153,11 @@ class UpdateHandler(RequestHandler):
                            "with a wrong" if given else "without")
             self.set_status(401)
             return
-        self.set_status(await self.server.handle(self.request.body))
+        status, body = await self.server.handle(self.request.body)
+        self.set_status(status)
+        if body is not None:
+            self.set_header("Content-Type", "application/json")
+            self.finish(body)
 
 
 class HealthHandler(RequestHandler):

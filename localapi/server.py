@@ -73,12 +73,15 @@ Updates
     webhooks; ``secret_token`` at most 256 characters of ``A-Za-z0-9_-``; ``allowed_updates`` a
     JSON array of known update types (stricter than Telegram, which ignores unknown names);
     pending updates are then POSTed by :class:`localapi.webhook.WebhookDeliverer` (over
-    ``state.webhook_connections`` parallel connections, one chat's updates in order), and
-    ``allowed_updates`` filters webhook delivery (getUpdates remembers it but does not filter yet).
+    ``state.webhook_connections`` parallel connections, one chat's updates in order; a 2xx answer
+    may carry one Bot API call as JSON, run like Telegram's "reply to the webhook" and recorded with
+    ``in_webhook_answer``), and ``allowed_updates`` filters webhook delivery (getUpdates remembers
+    it but does not filter yet).
 
 Test-side behaviour: :meth:`BotApiState.fail_next` (queued errors), :meth:`BotApiState.delay_next`
 (slow answers, before or after processing), :meth:`BotApiState.inject_faults` (a seeded share of
-429/5xx answers, counted in ``state.stats``).
+429/5xx answers, counted in ``state.stats``), ``state.answer_latency`` (seconds every answer
+waits after processing: the network's round trip to Telegram, for benchmarks; 0 by default).
 """
 
 from __future__ import annotations
@@ -247,6 +250,7 @@ class Call:
     chat_id: int | None
     at: float
     response: dict
+    in_webhook_answer: bool = False  # carried in the bot's answer to a webhook POST, not requested
 
     @property
     def ok(self) -> bool:
@@ -387,6 +391,8 @@ class BotApiState:
         self.webhook_backoff: tuple[float, float] = (0.05, 1.0)
         self.webhook_timeout = 10.0
         self.webhook_connections = 1  # POSTs at once (Telegram: up to max_connections); 1 = strict order
+        self._webhook_token = ""
+        self.answer_latency = 0.0  # seconds each answer waits after processing (a benchmark's network round trip)
         self.allowed_updates: frozenset[str] = _DEFAULT_UPDATE_TYPES
         self._deliverer: WebhookDeliverer | None = None
         self._poll_epoch = 0
@@ -706,10 +712,30 @@ class BotApiState:
         status, body = self._process(at, token, method, params, uploads, stopping)
         if delay is not None and delay[1]:
             stopping.wait(delay[0])
+        if self.answer_latency:
+            stopping.wait(self.answer_latency)
         return status, body
 
+    def _webhook_answer(self, content_type: str, body: bytes, stopping: threading.Event) -> None:
+        """Run the Bot API call a 2xx webhook answer carries (``{"method": …, params…}`` as JSON), as
+        Telegram does; its result goes nowhere (recorded with ``in_webhook_answer``). Anything else in
+        the body is ignored, as Telegram ignores it (counted in ``stats["webhook_answer_ignored"]``)."""
+        if not body.strip():
+            return
+        try:
+            call = json.loads(body) if content_type.split(";")[0].strip().lower() == "application/json" else None
+        except ValueError:
+            call = None
+        method = call.pop("method", None) if isinstance(call, dict) else None
+        if not isinstance(method, str) or not method:
+            with self._cond:
+                self.stats["webhook_answer_ignored"] += 1
+            return
+        self._process(time.monotonic(), self._webhook_token, method, call, {}, stopping, in_webhook_answer=True)
+
     def _process(
-        self, at: float, token: str, method: str, params: dict, uploads: dict[str, _Upload], stopping: threading.Event
+        self, at: float, token: str, method: str, params: dict, uploads: dict[str, _Upload], stopping: threading.Event,
+        *, in_webhook_answer: bool = False,
     ) -> tuple[int, dict]:
         """Run one request under the lock and record it."""
         with self._cond:
@@ -734,6 +760,7 @@ class BotApiState:
                     chat_id=_as_int(params.get("chat_id")),
                     at=at,
                     response=copy.deepcopy(body),
+                    in_webhook_answer=in_webhook_answer,
                 )
             )
             self._cond.notify_all()
@@ -762,6 +789,8 @@ class BotApiState:
             raise failures.popleft()
         self._maybe_inject_fault(name)
         self._check_params(name, params, uploads)
+        if name == "setwebhook":
+            self._webhook_token = token  # the calls its webhook answers carry run as this bot's
         if name.startswith(("send", "edit")):
             chat_id = _as_int(params.get("chat_id"))
             if chat_id is not None and chat_id in self._blocked:

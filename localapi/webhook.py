@@ -10,6 +10,9 @@ connection error the same update is retried (by the same thread, so its chat wai
 ``state.webhook_backoff[0]`` up to ``state.webhook_backoff[1]`` seconds (Telegram backs off for
 seconds to minutes; the fake is faster so tests stay quick), and the error is recorded for
 ``getWebhookInfo`` (``last_error_date``, ``last_error_message`` in Telegram's wording).
+A 2xx answer may carry one Bot API call (``{"method": …}`` as ``application/json``, Telegram's
+"reply to the webhook"): it is run before the update counts as delivered, its result unknown
+to the bot.
 
 Only loopback hosts are ever contacted: a test never reaches the internet. An ``https`` webhook on
 another host is accepted by ``setWebhook`` (as Telegram does) but never delivered to; its
@@ -118,8 +121,9 @@ class WebhookDeliverer:
         try:
             connection.request("POST", path, body=json.dumps(update, ensure_ascii=False).encode(), headers=headers)
             response = connection.getresponse()
-            response.read()
+            answer = response.read()
             if 200 <= response.status <= 299:
+                self.state._webhook_answer(response.getheader("Content-Type") or "", answer, self.stopped)
                 return None
             return f"Wrong response from the webhook: {response.status} {response.reason}"
         except ConnectionRefusedError:

@@ -7,7 +7,9 @@
   with backoff of 5xx and timeouts for every call but broadcasts and getUpdates — replies to a
   person's own action are promised at least once (see services.delivery).
 - `AiohttpRequest` carries the Bot's HTTP requests (PTB's BaseRequest over aiohttp): a third of the
-  CPU of PTB's default httpx per call, which is most of what a webhook process spends.
+  CPU of PTB's default httpx per call, which is most of what a webhook process spends. In webhook
+  mode (`answering_in_webhook`) a button's answer (answerCallbackQuery) is not sent but carried in
+  the webhook's HTTP answer, as the Bot API allows: one request and one round trip less per tap.
 - `JobQueueJobs` keeps one named job per weekly run in PTB's JobQueue (APScheduler underneath).
 - `ServicesApplication` is the PTB Application carrying the `Services`; handlers reach them as
   `context.services`.
@@ -16,8 +18,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -69,6 +74,50 @@ def never_sent(error: NetworkError) -> bool:
     return not isinstance(error, TimedOut) and not isinstance(cause, aiohttp.ClientError)
 
 
+class WebhookReply:
+    """The one Bot API call a webhook answer may carry (Telegram runs it; nobody learns its result).
+
+    Only a button's answer goes there: its result is never read (a refused answer is ignored
+    anyway, see handlers.common.answer), and handlers answer after their work, so carrying it in
+    the HTTP answer sent after the update was handled changes nothing a person sees."""
+
+    METHODS = frozenset({"answerCallbackQuery"})
+
+    def __init__(self) -> None:
+        self.call: dict[str, Any] | None = None
+        self.closed = False
+
+    def take(self, url: str, request_data: RequestData | None) -> bool:
+        """Keep this call for the webhook answer if it may go there and nothing else does yet."""
+        method = url.rpartition("/")[2]
+        if self.closed or self.call is not None or method not in self.METHODS or request_data is None \
+                or request_data.multipart_data:
+            return False
+        self.call = {**request_data.parameters, "method": method}
+        return True
+
+    def body(self) -> bytes | None:
+        """Return the webhook answer's JSON body (None: nothing to carry); no call is taken after."""
+        self.closed = True
+        return None if self.call is None else json.dumps(self.call, ensure_ascii=False).encode()
+
+
+_WEBHOOK_REPLY: ContextVar[WebhookReply | None] = ContextVar("webhook_reply", default=None)
+_TAKEN = json.dumps({"ok": True, "result": True}).encode()  # what Telegram would have answered
+
+
+@contextlib.contextmanager
+def answering_in_webhook() -> Iterator[WebhookReply]:
+    """Let the calls made while handling one webhook update put a button's answer in its HTTP answer."""
+    reply = WebhookReply()
+    token = _WEBHOOK_REPLY.set(reply)
+    try:
+        yield reply
+    finally:
+        _WEBHOOK_REPLY.reset(token)
+        reply.closed = True
+
+
 class AiohttpRequest(BaseRequest):
     """PTB's BaseRequest over aiohttp, with HTTPXRequest's timeouts; `never_sent` reads its errors.
 
@@ -108,6 +157,9 @@ class AiohttpRequest(BaseRequest):
         """Send one request; return Telegram's status and body (TimedOut or NetworkError, with the cause, else)."""
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized")
+        reply = _WEBHOOK_REPLY.get()
+        if reply is not None and reply.take(url, request_data):
+            return 200, _TAKEN
         files = request_data.multipart_data if request_data else {}
         given = {"read": read_timeout, "write": write_timeout, "connect": connect_timeout, "pool": pool_timeout}
         limit = {name: self.timeouts[name] if value is BaseRequest.DEFAULT_NONE else value

@@ -413,8 +413,9 @@ def png() -> bytes:
 class Receiver:
     """A loopback HTTP server standing in for the bot's webhook endpoint."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, bodies: list[tuple[str, bytes]] | None = None) -> None:
         self.statuses = list(statuses or [])
+        self.bodies = list(bodies or [])  # (Content-Type, body) of the next answers; then empty
         self.posts: list[tuple[dict, str | None]] = []
         self.lock = threading.Lock()
         receiver = self
@@ -425,9 +426,13 @@ class Receiver:
                 with receiver.lock:
                     receiver.posts.append((body, self.headers.get("X-Telegram-Bot-Api-Secret-Token")))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    content_type, answer = receiver.bodies.pop(0) if receiver.bodies else ("", b"")
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -493,6 +498,27 @@ def test_webhook_delivers_in_order_with_secret(server: BotApiServer, api: httpx.
     assert ids == sorted(ids)
     eventually(lambda: api.post("getWebhookInfo").json()["result"]["pending_update_count"] == 0, timeout=3)
     assert "last_error_message" not in api.post("getWebhookInfo").json()["result"]
+
+
+def test_a_webhook_answer_may_carry_one_call_run_as_telegram_runs_it(server: BotApiServer, api: httpx.Client) -> None:
+    send = {"method": "sendMessage", "chat_id": USER, "text": "trả lời <b>ngay</b>", "parse_mode": "HTML"}
+    rec = Receiver(bodies=[("application/json", json.dumps(send).encode()),
+                           ("application/json", json.dumps({**send, "text": "<b>unclosed"}).encode()),
+                           ("text/plain", b"ok"), ("application/json", b'{"no": "method"}')])
+    try:
+        assert api.post("setWebhook", data={"url": rec.url}).json()["ok"] is True
+        for text in ("a", "b", "c", "d"):
+            server.state.push_text(USER, text)
+        server.state.wait_for(lambda: server.state.stats["webhook_delivered"] == 4, timeout=5)
+        carried = [c for c in server.state.calls if c.in_webhook_answer]
+        # The first ran (the message is in the chat); the second was refused as a request would be
+        # (the bot never learns it); the plain text and the body without a method were ignored.
+        assert [(c.method, c.ok) for c in carried] == [("sendMessage", True), ("sendMessage", False)]
+        assert carried[1].response["error_code"] == 400
+        assert "trả lời" in server.state.last_message(USER)["text"]
+        assert server.state.stats["webhook_answer_ignored"] == 2 and server.state.stats["webhook_failed"] == 0
+    finally:
+        rec.close()
 
 
 def test_webhook_retries_until_2xx_and_reports_errors(server: BotApiServer, api: httpx.Client) -> None:

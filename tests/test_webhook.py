@@ -121,6 +121,21 @@ async def test_a_conversation_over_the_webhook_saves_the_report_once(hook: Webho
     assert hook.api.stats["webhook_delivered"] >= 4 and hook.api.stats["webhook_failed"] == 0
 
 
+async def test_a_buttons_answer_rides_in_the_webhook_answer(hook: WebhookHarness) -> None:
+    await hook.register(7004, "NL", Role.SECRETARY)
+    await hook.say(7004, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    message_id, data = hook.api.find_button(7004, "Không")
+    mark = hook.api.mark()
+    pressed = hook.api.push_callback(7004, message_id, data)
+    await hook.settle(pressed)
+    answers = [c for c in hook.api.calls[mark:] if c.method == "answerCallbackQuery"]
+    # One answer, carried in the bot's HTTP answer to the POST (not a request of its own), and run.
+    assert [(c.in_webhook_answer, c.ok, c.params["callback_query_id"]) for c in answers] == \
+        [(True, True, pressed["callback_query"]["id"])]
+    assert hook.api.callback_answers[pressed["callback_query"]["id"]] is not None
+    assert hook.replies(7004, mark) != []  # and the card moved on as before
+
+
 async def test_a_wrong_or_missing_secret_is_401_and_nothing_is_processed(hook: WebhookHarness,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     hook.api.add_user(7002, "Hoa")
@@ -225,14 +240,14 @@ def test_kill_9_mid_update_is_delivered_again_and_handled_once(tmp_path: Path) -
         _say(server, f"/start {code}", "Nà Lạn")
         _say(server, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026", "Phiếu báo cáo")
         _tap(server, "Không", "Phiếu báo cáo")
-        # The save's button answer comes after the report is committed; hold its HTTP answer, and
+        # The card shows "saved" after the report is committed; hold that edit's HTTP answer, and
         # kill the bot while it waits: Telegram (the fake) never got a 2xx for the ✅.
-        server.state.delay_next("answerCallbackQuery", 30, after_processing=True)
+        server.state.delay_next("editMessageText", 30, after_processing=True)
         message_id, data = server.state.find_button(USER, "✅")
+        mark = server.state.mark()
         pressed = server.state.push_callback(USER, message_id, data)
-        server.state.wait_for(lambda: any(c.method == "answerCallbackQuery" for c in server.state.calls
-                                          if c.params.get("callback_query_id") == pressed["callback_query"]["id"]),
-                              timeout=30)
+        server.state.wait_for(lambda: any(c.method == "editMessageText" and "Đã lưu" in c.params.get("text", "")
+                                          for c in server.state.calls[mark:]), timeout=30)
         bot.send_signal(signal.SIGKILL)
         bot.wait(timeout=10)
         assert any(u["update_id"] == pressed["update_id"] for u in server.state._updates)  # not confirmed
