@@ -25,7 +25,7 @@ class RedactTokens(logging.Filter):
 
 # Libraries whose DEBUG records carry payloads: the Bot API parameters and answers (message texts,
 # names, invite codes), request URLs (the token), SQL (parameters are hidden, but not everywhere).
-PAYLOAD_LOGGERS = ("telegram", "httpx", "httpcore", "sqlalchemy", "aiosqlite", "apscheduler")
+PAYLOAD_LOGGERS = ("telegram", "httpx", "httpcore", "aiohttp", "sqlalchemy", "aiosqlite", "asyncpg", "apscheduler")
 
 
 class QuietPayloads(logging.Filter):
@@ -39,7 +39,7 @@ class QuietPayloads(logging.Filter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr with timestamps; httpx (which logs URLs containing the token) only warns."""
+    """Log to stderr with timestamps; httpx and aiohttp (which may log URLs containing the token) only warn."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(QuietPayloads())
@@ -49,6 +49,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # Buttons inside /report are tracked per chat on purpose (see handlers/report.py).
     warnings.filterwarnings("ignore", message="If 'per_message=False'")
