@@ -1,6 +1,6 @@
 """Webhook throughput on PostgreSQL: /progress and a full /report conversation, with 1 and 2 bot processes.
 
-    .venv/bin/python -m bench.webhook --url postgresql://127.0.0.1:5432/bench_webhook [--updates 300] [--reports 40] [--rounds 5]
+    .venv/bin/python -m bench.webhook --url postgresql://127.0.0.1:5432/bench_webhook [--updates 300] [--reports 40] [--rounds 5] [--latency-ms 0]
 
 The database is created if missing and its tables are re-created (it is the benchmark's own).
 One harness for everything: the local fake Bot API (localapi, in this process) delivering by
@@ -17,6 +17,10 @@ people each sending 9 texts, every one after the last reply: the /report pattern
 process and two: /progress from 20 committee members of the district, and whole /report
 conversations (9 updates each: /report, name, birth year, sex, ethnicity, date, no decision
 number, Youth Union, ✅) from 20 secretaries at once, each waiting for the bot's question.
+
+`--latency-ms N` makes every Bot API answer wait N ms after it is processed, as the round trip
+to Telegram does (and the fake then delivers over Telegram's default 40 connections, not 8):
+a process then waits on the network more than it computes, as a deployed one does.
 
 Figures are updates/s from the first push to the last reply, with the CPU the answering
 processes spent per update and how busy the machine's CPUs were (harness, proxies, PostgreSQL
@@ -324,7 +328,7 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def run(url: str, updates: int, reports: int, rounds: int) -> None:
+def run(url: str, updates: int, reports: int, rounds: int, latency_ms: float = 0) -> None:
     """Measure the echo bot, the bot with one and with two processes, in turn, `rounds` times; print medians."""
     from localapi.server import BotApiServer
     from models.crypto import KEY_ENV, new_secret_text
@@ -334,7 +338,9 @@ def run(url: str, updates: int, reports: int, rounds: int) -> None:
     _prepare(url)
     folder = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
     server = BotApiServer().start()
-    server.state.webhook_connections = 8
+    # Without latency 8 parallel POSTs keep every bot busy; with it, Telegram's default max_connections.
+    server.state.webhook_connections = 40 if latency_ms else 8
+    server.state.answer_latency = latency_ms / 1000
     for user in COMMITTEE + SECRETARIES:
         server.state.add_user(user, "Bench")
     echo_port, one_port, two_port = free_port(), free_port(), free_port()
@@ -417,6 +423,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=300, help="texts per /progress or echo measurement")
     parser.add_argument("--reports", type=int, default=40, help="whole /report conversations per measurement")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of echo, one process, two processes")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="every Bot API answer waits this long (the round trip to Telegram; 0: none)")
     serve_parser = sub.add_parser("serve")
     serve_parser.add_argument("--config", type=Path, required=True)
     echo_parser = sub.add_parser("echo")
@@ -434,7 +442,7 @@ def main() -> None:
     elif args.command == "echo":
         echo(args.base_url, args.port, args.hook_url)
     else:
-        run(args.url, args.updates, args.reports, args.rounds)
+        run(args.url, args.updates, args.reports, args.rounds, args.latency_ms)
 
 
 if __name__ == "__main__":
