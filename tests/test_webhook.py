@@ -136,6 +136,22 @@ async def test_a_buttons_answer_rides_in_the_webhook_answer(hook: WebhookHarness
     assert hook.replies(7004, mark) != []  # and the card moved on as before
 
 
+async def test_a_refusing_answer_with_its_text_rides_in_the_webhook_answer_too(hook: WebhookHarness) -> None:
+    await hook.register(7005, "NL", Role.SECRETARY)
+    await hook.say(7005, "/report Lò Thị Hoa, 1998, nữ, 15/05/2026")
+    await hook.tap(7005, "Không")
+    old_card = hook.api.last_message(7005)["message_id"]
+    await hook.say(7005, "/report Lò Văn Nam, 1995, nam, 16/05/2026")
+    await hook.tap(7005, "Không")
+    found_id, data = hook.api.find_button(7005, "✅", old_card)
+    pressed = hook.api.push_callback(7005, found_id, data)
+    await hook.settle(pressed)
+    answer = hook.api.calls_to("answerCallbackQuery")[-1]
+    assert answer.in_webhook_answer and answer.params["callback_query_id"] == pressed["callback_query"]["id"]
+    assert "không còn hiệu lực" in hook.api.callback_answers[pressed["callback_query"]["id"]]["text"]
+    assert await hook.all_admissions() == []
+
+
 async def test_a_wrong_or_missing_secret_is_401_and_nothing_is_processed(hook: WebhookHarness,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     hook.api.add_user(7002, "Hoa")
