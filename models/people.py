@@ -25,8 +25,13 @@ def hash_code(code: str) -> str:
 
 
 def new_invite_code() -> str:
-    """Return a fresh code of Telegram's deep-link alphabet (22 characters, 128 bits)."""
-    return secrets.token_urlsafe(16)
+    """Return a fresh code of Telegram's deep-link alphabet (22 characters, ≈ 128 bits) that does not
+    begin with "-": such a code would read as an option on a command line, and a spreadsheet cell
+    holding it gets a "'" in front (reports.exports.as_text), which a copy would carry along."""
+    while True:
+        code = secrets.token_urlsafe(16)
+        if not code.startswith("-"):
+            return code
 
 
 async def issue_invite(

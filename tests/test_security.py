@@ -337,3 +337,16 @@ async def test_postgresql_backup_with_pg_dump_restores_into_an_empty_database(re
     finally:
         with psycopg.connect(server + "/test", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_an_invite_code_never_begins_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A code beginning with "-" reads as an option on a command line and gets "'" in a spreadsheet cell."""
+    import models.people
+
+    drawn = iter(["-dashFirst0123456789ab", "_underscore0123456789a"])
+    monkeypatch.setattr(models.people.secrets, "token_urlsafe", lambda _: next(drawn))
+    assert models.people.new_invite_code() == "_underscore0123456789a"
+    monkeypatch.undo()
+    codes = [models.people.new_invite_code() for _ in range(2000)]  # ≈ 31 would begin with "-" otherwise
+    assert not any(code.startswith("-") for code in codes) and all(len(code) == 22 for code in codes)
+    assert as_text(codes[0]) == codes[0]
