@@ -1,6 +1,7 @@
 """Webhook throughput on PostgreSQL: /progress and a full /report conversation, with 1 and 2 bot processes.
 
-    .venv/bin/python -m bench.webhook --url postgresql://127.0.0.1:5432/bench_webhook [--updates 300] [--reports 40] [--rounds 5] [--latency-ms 0]
+    .venv/bin/python -m bench.webhook --url postgresql://127.0.0.1:5432/bench_webhook [--updates 300] [--reports 40]
+        [--rounds 5] [--latency-ms 0]
 
 The database is created if missing and its tables are re-created (it is the benchmark's own).
 One harness for everything: the local fake Bot API (localapi, in this process) delivering by

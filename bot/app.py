@@ -181,7 +181,8 @@ class AdmissionsApplication(ChatApplication):
             except Exception:  # noqa: BLE001 - handled already: never run the handlers again for this
                 logger.exception("Could not record processed updates yet; retried before confirming them")
 
-    async def _read_fresh_state(self, update: Update, connection: AsyncConnection, update_id: int | None = None) -> bool:
+    async def _read_fresh_state(self, update: Update, connection: AsyncConnection,
+                                update_id: int | None = None) -> bool:
         """Replace this process's copy of the sender's user_data and conversation states by the database's;
         return whether update `update_id` was handled already (asked in the same round trip)."""
         user = update.effective_user

@@ -3,8 +3,8 @@
 Only user data and conversation states are stored (as JSON in `stored_state`); bot data holds
 live objects (engine, config) and is never persisted. Each write is one upsert (or delete) in a
 transaction of its own, or, on PostgreSQL, on the chat lock's connection (`writing_on`: one upsert
-for all the update's rows), so the state commits together with the update's processed-record; the application flushes after each
-update (see bot.app.AdmissionsApplication).
+for all the update's rows), so the state commits together with the update's processed-record;
+the application flushes after each update (see bot.app.AdmissionsApplication).
 
 The database is the one truth when several processes share it (PostgreSQL): before each update
 the application takes the chat's lock and reads that person's state afresh (`fresh`), so an
@@ -102,7 +102,8 @@ class DatabasePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[s
         last = {(kind, key): data for kind, key, data in written}  # a row written twice: its last value
         stored = [(kind, key, data) for (kind, key), data in last.items() if data is not None]
         if stored:
-            values = {f"{name}{i}": value for i, row in enumerate(stored) for name, value in zip(("kind", "key", "data"), row)}
+            values = {f"{name}{i}": value for i, row in enumerate(stored)
+                      for name, value in zip(("kind", "key", "data"), row)}
             await connection.execute(_upsert(self.db.dialect, len(stored)), values)
         for (kind, key), data in last.items():
             if data is None:

@@ -97,8 +97,7 @@ class WebhookReply:
         return True
 
     def body(self) -> bytes | None:
-        """Return the webhook answer's JSON body (None: nothing to carry); no call is taken after."""
-        self.closed = True
+        """Return the webhook answer's JSON body (None: nothing to carry)."""
         return None if self.call is None else json.dumps(self.call, ensure_ascii=False).encode()
 
 
@@ -108,7 +107,8 @@ _TAKEN = json.dumps({"ok": True, "result": True}).encode()  # what Telegram woul
 
 @contextlib.contextmanager
 def answering_in_webhook() -> Iterator[WebhookReply]:
-    """Let the calls made while handling one webhook update put a button's answer in its HTTP answer."""
+    """Let the calls made while handling one webhook update put a button's answer in its HTTP answer
+    (none is taken after the block: a task it left running sends its own)."""
     reply = WebhookReply()
     token = _WEBHOOK_REPLY.set(reply)
     try:
